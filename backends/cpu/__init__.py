@@ -1,0 +1,84 @@
+"""The CPU backend: numpy. Implements every op the frontend accepts; the reference and the fallback.
+
+Tensors are numpy views into one uint8 arena. Every op has a pure kernel (kernels_*.py); the
+generic executor runs it and copies the result into the planned output. Hot ops have their
+own executors (executors.py) that compute straight into the arena.
+"""
+import numpy as np
+
+from engine.backend import Backend, Executor, register_backend
+
+from .kernels import KERNELS
+from . import kernels_binary, kernels_unary  # noqa: F401
+
+
+@register_backend("cpu")
+class CpuBackend(Backend):
+    alignment = 64
+    host_tensors = True
+
+    @classmethod
+    def probe(cls, device=0):
+        from engine.threads import blas_info
+        return f"numpy {np.__version__}, {blas_info()}"
+
+    def supports(self, node, ins, outs):
+        if node.op in self.ops:
+            return self.ops[node.op].supports(self, node, ins, outs)
+        if node.op in KERNELS:
+            return None
+        return f"no cpu kernel for {node.op}"
+
+    def create(self, node, ins, outs):
+        cls = self.ops.get(node.op)
+        if cls is not None and cls.supports(self, node, ins, outs) is None:
+            return cls(self, node, ins, outs)
+        return KernelExecutor(self, node, ins, outs)
+
+    @staticmethod
+    def evaluate(node, arrays):
+        """Run one node on host arrays; a list of outputs (constant folding, eager nodes)."""
+        fn = KERNELS.get(node.op)
+        if fn is None:
+            from engine.errors import UnsupportedOpError
+            raise UnsupportedOpError(f"node '{node.name}': no cpu kernel for op {node.op}")
+        res = fn(node, *arrays)
+        return list(res) if isinstance(res, (tuple, list)) else [res]
+
+    def _alloc(self, nbytes):
+        raw = np.empty(nbytes + self.alignment, np.uint8)
+        skip = (-raw.ctypes.data) % self.alignment
+        return raw[skip:skip + nbytes]
+
+    def view(self, buf, offset, shape, dtype):
+        dtype = np.dtype(dtype)
+        n = int(np.prod(shape)) * dtype.itemsize
+        return buf[offset:offset + n].view(dtype).reshape(shape)
+
+    def upload(self, array):
+        return np.asarray(array)  # constants stay where they are: views into the model file
+
+    def write(self, tensor, host):
+        np.copyto(tensor, host)
+
+    def read(self, tensor, host):
+        np.copyto(host, tensor)
+
+
+class KernelExecutor(Executor):
+    """Any op: call its kernel, copy the result into the planned outputs."""
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        self.fn = KERNELS[self.node.op]
+        self.pairs = [(k, o) for k, o in enumerate(outputs) if o is not None]
+
+    def run(self):
+        res = self.fn(self.node, *self.inputs)
+        if not isinstance(res, (tuple, list)):
+            res = (res,)
+        for k, o in self.pairs:
+            np.copyto(o, res[k], casting="same_kind")
+
+
+from . import executors  # noqa: E402,F401  (registers the specialised executors)

@@ -1,0 +1,172 @@
+"""Resize (opset 18/19 form) and the old Upsample, as separable 1-D resamplings per axis.
+
+Each resized axis becomes a small table -- for every output position, the source indices
+and their weights (1 for nearest, 2 for linear, 4 for cubic) -- and the tensor is gathered
+along that axis once per tap. Source coordinates are computed in float32 in ONNX Runtime's
+order of operations, so nearest neighbours tie-break exactly as it does.
+"""
+import math
+
+import numpy as np
+
+from engine.errors import UnsupportedOpError
+
+from .kernels import kernel
+from .kernels_common import attr_str, axis_of, fail, ints
+
+_F = np.float32
+
+
+def _source_coords(ctm, n_out, n_in, scale, roi):
+    """Position in the input of each output index, per coordinate_transformation_mode."""
+    xr = np.arange(n_out, dtype=_F)
+    s = _F(scale)
+    if ctm == "half_pixel":
+        return (xr + _F(0.5)) / s - _F(0.5)
+    if ctm == "half_pixel_symmetric":
+        adjust = _F(n_out) / (s * _F(n_in))
+        offset = _F(n_in) / _F(2) * (_F(1) - adjust)
+        return offset + (xr + _F(0.5)) / s - _F(0.5)
+    if ctm == "pytorch_half_pixel":
+        return (xr + _F(0.5)) / s - _F(0.5) if n_out > 1 else np.zeros(n_out, _F)
+    if ctm == "align_corners":
+        return xr * _F(n_in - 1) / _F(n_out - 1) if n_out > 1 else np.zeros(n_out, _F)
+    if ctm == "asymmetric":
+        return xr / s
+    if ctm == "tf_half_pixel_for_nn":
+        return (xr + _F(0.5)) / s
+    if ctm == "tf_crop_and_resize":
+        start, end = _F(roi[0]), _F(roi[1])
+        if n_out == 1:
+            return np.full(n_out, (end - start) * _F(n_in - 1) / _F(2) + start * _F(n_in - 1), _F)
+        return start * _F(n_in - 1) + xr * (end - start) * _F(n_in - 1) / _F(n_out - 1)
+    raise UnsupportedOpError(f"Resize: unknown coordinate_transformation_mode '{ctm}'")
+
+
+def _nearest(c, mode, n_in):
+    c = c.astype(np.float64)
+    if mode == "round_prefer_floor":
+        i = np.ceil(c - 0.5)
+    elif mode == "round_prefer_ceil":
+        i = np.floor(c + 0.5)
+    elif mode == "floor":
+        i = np.floor(c)
+    elif mode == "ceil":
+        i = np.ceil(c)
+    else:
+        raise UnsupportedOpError(f"Resize: unknown nearest_mode '{mode}'")
+    return np.clip(i, 0, n_in - 1).astype(np.intp)[:, None], None
+
+
+def _linear(c, n_in, crop):
+    if not crop:
+        c = np.clip(c, _F(0), _F(n_in - 1))
+    lo = np.clip(np.floor(c), 0, n_in - 1).astype(np.intp)
+    hi = np.minimum(lo + 1, n_in - 1)
+    w_hi, w_lo = np.abs(c - lo.astype(_F)), np.abs(c - hi.astype(_F))
+    same = lo == hi  # at the last pixel ORT splits the weight evenly
+    w_lo[same], w_hi[same] = 0.5, 0.5
+    return np.stack([lo, hi], 1), np.stack([w_lo, w_hi], 1)
+
+
+def _cubic(c, n_in, a, exclude_outside):
+    c = c.astype(np.float64)
+    base = np.floor(c)
+    s = (c - base)[:, None]
+    d = np.abs(np.array([-1.0, 0.0, 1.0, 2.0])[None, :] - s)  # distance to each of 4 taps
+    w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                 ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
+    idx = base.astype(np.intp)[:, None] + np.arange(-1, 3)[None, :]
+    if exclude_outside:
+        w = np.where((idx < 0) | (idx >= n_in), 0.0, w)
+        w /= w.sum(axis=1, keepdims=True)
+    return np.clip(idx, 0, n_in - 1), w.astype(_F)
+
+
+def _resize_axis(x, axis, n_out, scale, roi, opts):
+    n_in = x.shape[axis]
+    mode, ctm = opts["mode"], opts["ctm"]
+    c = _source_coords(ctm, n_out, n_in, scale, roi)
+    crop = ctm == "tf_crop_and_resize"
+    if mode == "nearest":
+        idx, w = _nearest(c, opts["nearest_mode"], n_in)
+    elif mode == "linear":
+        idx, w = _linear(c, n_in, crop)
+    elif mode == "cubic":
+        idx, w = _cubic(c, n_in, opts["cubic_coeff_a"], opts["exclude_outside"])
+    else:
+        raise UnsupportedOpError(f"Resize: unknown mode '{mode}'")
+    identity = n_out == n_in and (idx[:, 0] == np.arange(n_in)).all() and \
+        (w is None or (w[:, 0] == 1).all()) and not crop
+    if identity:
+        return x
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    y = None
+    for t in range(idx.shape[1]):
+        part = np.take(x, idx[:, t], axis=axis)
+        if w is not None:
+            part = part * w[:, t].reshape(shape).astype(x.dtype if x.dtype.kind == "f" else _F)
+        y = part if y is None else y + part
+    if crop:
+        outside = ((c < 0) | (c > n_in - 1)).reshape(shape)
+        y = np.where(outside, _F(opts["extrapolation_value"]), y)
+    return y.astype(x.dtype, copy=False)
+
+
+def _options(node):
+    return {"mode": attr_str(node, "mode", "nearest"),
+            "ctm": attr_str(node, "coordinate_transformation_mode", "half_pixel"),
+            "nearest_mode": attr_str(node, "nearest_mode", "round_prefer_floor"),
+            "cubic_coeff_a": node.attrs.get("cubic_coeff_a", -0.75),
+            "exclude_outside": node.attrs.get("exclude_outside", 0),
+            "extrapolation_value": node.attrs.get("extrapolation_value", 0.0)}
+
+
+def _targets(node, x, axes, scales, sizes):
+    """Per resized axis: (output size, scale) from `sizes` or `scales`."""
+    if sizes is not None and sizes.size:
+        sz = ints(sizes)
+        policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
+        if policy == "stretch":
+            return [(s, float(_F(s) / _F(x.shape[a]))) for s, a in zip(sz, axes)]
+        ratios = [_F(s) / _F(x.shape[a]) for s, a in zip(sz, axes)]
+        r = min(ratios) if policy == "not_larger" else max(ratios)
+        # round half away from zero, as std::round
+        return [(int(math.floor(float(r) * x.shape[a] + 0.5)), float(r)) for a in axes]
+    if scales is None or not scales.size:
+        raise fail(node, "Resize needs either scales or sizes")
+    sc = [float(v) for v in np.asarray(scales, dtype=_F).reshape(-1)]
+    if len(sc) != len(axes):
+        raise fail(node, f"{len(sc)} scales for {len(axes)} axes")
+    return [(int(math.floor(x.shape[a] * s)), s) for s, a in zip(sc, axes)]
+
+
+@kernel("Resize")
+def resize(node, x, roi=None, scales=None, sizes=None):
+    axes = [axis_of(node, a, x.ndim) for a in node.attrs.get("axes") or range(x.ndim)]
+    opts = _options(node)
+    targets = _targets(node, x, axes, scales, sizes)
+    if node.attrs.get("antialias", 0) and opts["mode"] != "nearest" and any(s < 1 for _, s in targets):
+        raise UnsupportedOpError(f"node '{node.name}' (Resize): antialias downsampling is not supported")
+    rois = [0.0] * len(axes) + [1.0] * len(axes)
+    if roi is not None and roi.size:
+        r = [float(v) for v in roi.reshape(-1)]
+        # roi is given for the listed axes, or for every axis of the input
+        rois = r if len(r) == 2 * len(axes) else [r[a] for a in axes] + [r[a + x.ndim] for a in axes]
+    y = x
+    for k, (a, (n_out, s)) in enumerate(zip(axes, targets)):
+        y = _resize_axis(y, a, n_out, s, (rois[k], rois[k + len(axes)]), opts)
+    return y
+
+
+@kernel("Upsample")
+def upsample(node, x, scales=None):
+    scales = np.asarray(node.attrs["scales"] if scales is None else scales, dtype=_F).reshape(-1)
+    mode = attr_str(node, "mode", "nearest")
+    opts = dict(_options(node), mode="linear" if mode in ("linear", "bilinear") else mode,
+                ctm="asymmetric", nearest_mode="floor")
+    y = x
+    for a, s in enumerate(float(v) for v in scales):
+        y = _resize_axis(y, a, int(math.floor(x.shape[a] * s)), s, (0.0, 1.0), opts)
+    return y

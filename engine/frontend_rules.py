@@ -1,0 +1,242 @@
+"""Per-op rules of the ONNX frontend: upgrades to the newest op form, and lowerings to core ops.
+
+An UPGRADE rule takes (converter, node) and returns the node in its newest ONNX form (or None
+when it emitted replacement nodes itself). A LOWER rule emits core ops for the node and returns
+nothing, or returns False to keep the node as it is.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UnsupportedOpError
+
+UPGRADE, LOWER = {}, {}
+
+
+def rule(table, *ops):
+    def deco(fn):
+        for op in ops:
+            table[op] = fn
+        return fn
+    return deco
+
+
+def supported_ops():
+    from backends.cpu.kernels import KERNELS
+    import backends.cpu  # noqa: F401  (registers the kernels)
+    return set(KERNELS)
+
+
+def _attr_to_input(c, node, attr, position, dtype=np.int64, default=None):
+    """Move attribute `attr` into input slot `position` as a constant."""
+    value = node.attrs.pop(attr, default)
+    while len(node.inputs) < position:
+        node.inputs.append("")
+    if value is None:
+        return node
+    name = c.const(f"{node.name}_{attr}", np.asarray(value, dtype=dtype))
+    if len(node.inputs) == position:
+        node.inputs.append(name)
+    else:
+        node.inputs[position] = name
+    return node
+
+
+@rule(UPGRADE, "Constant")
+def _constant(c, node):
+    a = node.attrs
+    if "value" in a:
+        v = a["value"]
+    elif "value_float" in a:
+        v = np.array(a["value_float"], np.float32)
+    elif "value_floats" in a:
+        v = np.array(a["value_floats"], np.float32)
+    elif "value_int" in a:
+        v = np.array(a["value_int"], np.int64)
+    elif "value_ints" in a:
+        v = np.array(a["value_ints"], np.int64)
+    else:
+        raise UnsupportedOpError(f"node '{node.name}': Constant with attributes {sorted(a)} is not supported")
+    c.g.add_constant(node.outputs[0], np.asarray(v))
+    return None
+
+
+@rule(UPGRADE, "Reshape")
+def _reshape(c, node):
+    return _attr_to_input(c, node, "shape", 1) if "shape" in node.attrs else node
+
+
+@rule(UPGRADE, "Squeeze", "Unsqueeze")
+def _squeeze(c, node):
+    return _attr_to_input(c, node, "axes", 1) if "axes" in node.attrs else node
+
+
+@rule(UPGRADE, "Split")
+def _split(c, node):
+    return _attr_to_input(c, node, "split", 1) if "split" in node.attrs else node
+
+
+@rule(UPGRADE, "Slice")
+def _slice(c, node):
+    if "starts" in node.attrs:
+        node = _attr_to_input(c, node, "starts", 1)
+        node = _attr_to_input(c, node, "ends", 2)
+        if "axes" in node.attrs:
+            node = _attr_to_input(c, node, "axes", 3)
+    return node
+
+
+@rule(UPGRADE, "Clip")
+def _clip(c, node):
+    if c.opset < 11:
+        lo, hi = node.attrs.pop("min", None), node.attrs.pop("max", None)
+        node.inputs = node.inputs[:1]
+        node.inputs.append(c.const(f"{node.name}_min", np.float32(lo)) if lo is not None else "")
+        node.inputs.append(c.const(f"{node.name}_max", np.float32(hi)) if hi is not None else "")
+    return node
+
+
+@rule(UPGRADE, "Pad")
+def _pad(c, node):
+    if "pads" in node.attrs:
+        value = node.attrs.pop("value", 0.0)
+        node = _attr_to_input(c, node, "pads", 1)
+        node.inputs.append(c.const(f"{node.name}_value", np.float32(value)))
+    return node
+
+
+REDUCE_AXES_INPUT_FROM = {"ReduceSum": 13}
+
+
+@rule(UPGRADE, "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+      "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+def _reduce(c, node):
+    return _attr_to_input(c, node, "axes", 1) if "axes" in node.attrs else node
+
+
+@rule(UPGRADE, "TopK")
+def _topk(c, node):
+    return _attr_to_input(c, node, "k", 1, default=None) if "k" in node.attrs else node
+
+
+@rule(UPGRADE, "Upsample")
+def _upsample(c, node):
+    mode = node.attrs.get("mode", "nearest")
+    if "scales" in node.attrs:
+        scales = c.const(f"{node.name}_scales", np.asarray(node.attrs.pop("scales"), np.float32))
+    else:
+        scales = node.inputs[1]
+    return _resize_node(c, node, scales, mode)
+
+
+def _resize_node(c, node, scales, mode):
+    from .ir import Node
+    attrs = {"mode": "linear" if mode in ("linear", "bilinear") else mode,
+             "coordinate_transformation_mode": "asymmetric"}
+    if attrs["mode"] == "nearest":
+        attrs["nearest_mode"] = "floor"
+    return Node("Resize", [node.inputs[0], "", scales], node.outputs, node.name, attrs)
+
+
+@rule(UPGRADE, "Resize")
+def _resize(c, node):
+    if c.opset < 11:  # Resize-10: (X, scales), asymmetric coordinates, like Upsample
+        return _resize_node(c, node, node.inputs[1], node.attrs.get("mode", "nearest"))
+    return node
+
+
+@rule(UPGRADE, "Softmax", "LogSoftmax", "Hardmax")
+def _softmax(c, node):
+    if c.opset >= 13:
+        return node
+    axis = node.attrs.get("axis", 1)
+    rank = c.rank(node.inputs[0])
+    if rank is not None and (axis % rank if rank else 0) == rank - 1:
+        node.attrs["axis"] = -1
+        return node
+    # Old semantics: flatten to 2-D at `axis`, normalize rows, restore the shape.
+    x = node.inputs[0]
+    flat = c.tmp(f"{node.name}_flat")
+    c.add("Flatten", [x], [flat], f"{node.name}_flatten", axis=axis)
+    sm = c.tmp(f"{node.name}_2d")
+    c.add(node.op, [flat], [sm], node.name, axis=-1)
+    shape = c.tmp(f"{node.name}_shape")
+    c.add("Shape", [x], [shape], f"{node.name}_shapeof")
+    c.add("Reshape", [sm, shape], node.outputs, f"{node.name}_restore")
+    return None
+
+
+@rule(LOWER, "Gemm")
+def _gemm(c, node):
+    a, b = node.inputs[0], node.inputs[1]
+    cin = node.inputs[2] if len(node.inputs) > 2 else ""
+    alpha, beta = node.attrs.get("alpha", 1.0), node.attrs.get("beta", 1.0)
+    if node.attrs.get("transA", 0):
+        at = c.tmp(f"{node.name}_At")
+        c.add("Transpose", [a], [at], f"{node.name}_transA", perm=[1, 0])
+        a = at
+    if b in c.g.constants:
+        w = c.g.constants[b]
+        w = (w.T if node.attrs.get("transB", 0) else w) * np.asarray(alpha, w.dtype)
+        b = c.const(f"{b}_gemm", np.ascontiguousarray(w))
+        alpha = 1.0
+    elif node.attrs.get("transB", 0):
+        bt = c.tmp(f"{node.name}_Bt")
+        c.add("Transpose", [b], [bt], f"{node.name}_transB", perm=[1, 0])
+        b = bt
+    out = node.outputs[0]
+    need_tail = alpha != 1.0 or cin
+    mm = c.tmp(f"{node.name}_mm") if need_tail else out
+    c.add("MatMul", [a, b], [mm], node.name)
+    if alpha != 1.0:
+        scaled = c.tmp(f"{node.name}_alpha") if cin else out
+        c.add("Mul", [mm, c.const(f"{node.name}_alpha", np.float32(alpha))], [scaled], f"{node.name}_scale")
+        mm = scaled
+    if cin:
+        if cin in c.g.constants:
+            bias = c.const(f"{cin}_gemm", c.g.constants[cin] * np.asarray(beta, c.g.constants[cin].dtype))
+        elif beta != 1.0:
+            bias = c.tmp(f"{node.name}_beta")
+            c.add("Mul", [cin, c.const(f"{node.name}_beta", np.float32(beta))], [bias], f"{node.name}_bscale")
+        else:
+            bias = cin
+        c.add("Add", [mm, bias], [out], f"{node.name}_bias")
+
+
+@rule(LOWER, "BatchNormalization")
+def _batchnorm(c, node):
+    x, scale, bias, mean, var = node.inputs[:5]
+    if len([o for o in node.outputs if o]) > 1 or node.attrs.get("training_mode", 0):
+        raise UnsupportedOpError(f"node '{node.name}': BatchNormalization in training mode is not supported")
+    rank = c.rank(x)
+    if rank is None or not all(v in c.g.constants for v in (scale, bias, mean, var)):
+        return False
+    eps = node.attrs.get("epsilon", 1e-5)
+    k = c.g.constants
+    s = (k[scale] / np.sqrt(k[var].astype(np.float64) + eps)).astype(k[scale].dtype)
+    t = (k[bias] - k[mean] * s).astype(k[scale].dtype)
+    shape = (-1,) + (1,) * max(rank - 2, 0)
+    mul = c.tmp(f"{node.name}_scaled")
+    c.add("Mul", [x, c.const(f"{node.name}_scale", s.reshape(shape))], [mul], f"{node.name}_mul")
+    c.add("Add", [mul, c.const(f"{node.name}_shift", t.reshape(shape))], node.outputs[:1], node.name)
+
+
+@rule(LOWER, "Sum", "Mean", "Max", "Min")
+def _variadic(c, node):
+    ins = [i for i in node.inputs if i]
+    if len(ins) == 2 and node.op in ("Max", "Min"):
+        return False
+    if len(ins) == 1 and node.op != "Mean":
+        c.add("Identity", ins, node.outputs, node.name)
+        return None
+    binary = "Add" if node.op in ("Sum", "Mean") else node.op
+    acc = ins[0]
+    for k, nxt in enumerate(ins[1:]):
+        last = k == len(ins) - 2 and node.op != "Mean"
+        out = node.outputs[0] if last else c.tmp(f"{node.name}_{k}")
+        c.add(binary, [acc, nxt], [out], f"{node.name}_{k}")
+        acc = out
+    if node.op == "Mean":
+        dtype = c.g.values.get(ins[0]).dtype if c.g.values.get(ins[0]) is not None else None
+        div = c.const(f"{node.name}_n", np.asarray(len(ins), dtype or np.float32))
+        c.add("Div", [acc, div], node.outputs, f"{node.name}_div")

@@ -1,0 +1,91 @@
+"""Op schemas: for each core op, how output shapes and dtypes follow from the inputs.
+
+Shape inference is backend-independent. An infer function receives the node and a list of
+`TensorInfo` (concrete shape, dtype, and the value when it is known at resize: a constant or a
+folded shape computation; None for an omitted optional input) and returns one TensorInfo per
+output (value left None). It returns None when the output shape depends on the data
+(NonZero, NonMaxSuppression...): such nodes run eagerly on the CPU with outputs allocated
+at run time.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ..errors import ShapeError, UnsupportedOpError
+
+
+class TensorInfo(NamedTuple):
+    shape: tuple
+    dtype: np.dtype
+    value: np.ndarray | None = None
+
+
+InferFn = Callable[..., "list[TensorInfo] | None"]
+SCHEMAS: dict[str, InferFn] = {}
+# Ops whose output shape depends on input data; they always run eagerly on the CPU.
+DATA_DEPENDENT: set[str] = set()
+
+
+def schema(*names, data_dependent=False):
+    """Register one infer function for one or more op names."""
+    def deco(fn):
+        for n in names:
+            SCHEMAS[n] = fn
+            if data_dependent:
+                DATA_DEPENDENT.add(n)
+        return fn
+    return deco
+
+
+def infer(node, infos) -> "list[TensorInfo] | None":
+    fn = SCHEMAS.get(node.op)
+    if fn is None:
+        return None  # no static rule: the node runs eagerly (its shape is seen at run time)
+    try:
+        return fn(node, infos)
+    except (ShapeError, UnsupportedOpError):
+        raise
+    except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
+        shapes = ", ".join(str(i.shape) if i is not None else "-" for i in infos)
+        raise ShapeError(f"node '{node.name}' ({node.op}): inputs of shapes {shapes} do not fit: {e}") from None
+
+
+def fail(node, infos, why):
+    shapes = ", ".join(str(i.shape) if i is not None else "-" for i in infos)
+    raise ShapeError(f"node '{node.name}' ({node.op}): {why} (input shapes {shapes})")
+
+
+def broadcast_shapes(node, infos, *shapes):
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    except ValueError:
+        fail(node, infos, "shapes cannot be broadcast together")
+
+
+def norm_axis(node, infos, axis, rank):
+    if not -rank <= axis < max(rank, 1):
+        fail(node, infos, f"axis {axis} out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def same(info: TensorInfo, shape=None, dtype=None) -> TensorInfo:
+    return TensorInfo(tuple(info.shape if shape is None else shape),
+                      np.dtype(info.dtype if dtype is None else dtype))
+
+
+def const_ints(node, infos, index, what):
+    """A small integer input whose value must be known at resize (Reshape's shape...)."""
+    if index >= len(infos) or infos[index] is None:
+        return None
+    v = infos[index].value
+    if v is None:
+        raise ShapeError(f"node '{node.name}' ({node.op}): input {index} ({what}) must be known "
+                         f"when shapes are planned, but it is computed from data")
+    return [int(x) for x in np.asarray(v).reshape(-1)]
+
+
+def load_all():
+    """Import every schema module (they register on import)."""
+    from . import elementwise, nn, layout, reduce, misc  # noqa: F401
