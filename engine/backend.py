@@ -30,6 +30,7 @@ from .errors import BackendUnavailable
 from .ops import TensorInfo
 
 BACKENDS: dict[str, type["Backend"]] = {}
+BROKEN: dict[str, str] = {}  # backend name -> why its module failed to import
 
 
 def register_backend(name):
@@ -42,12 +43,16 @@ def register_backend(name):
     return deco
 
 
-def load_backends():
-    """Import the built-in backends and any registered through the `mixnn.backends` entry points."""
-    import backends
-    for name in backends.BUILTIN:
-        if name not in BACKENDS:
-            importlib.import_module(f"backends.{name}")
+def _import_builtin(name):
+    try:
+        importlib.import_module(f"backends.{name}")
+    except Exception as e:  # a broken plug-in must not take the others down
+        if name == "cpu":
+            raise
+        BROKEN[name] = f"backends.{name} failed to import: {type(e).__name__}: {e}"
+
+
+def _load_entry_points():
     try:
         from importlib.metadata import entry_points
         for ep in entry_points(group="mixnn.backends"):
@@ -55,6 +60,15 @@ def load_backends():
                 ep.load()
     except Exception:  # broken third-party metadata must not break the built-in backends
         pass
+
+
+def load_backends():
+    """Import the built-in backends and any registered through the `mixnn.backends` entry points."""
+    import backends
+    for name in backends.BUILTIN:
+        if name not in BACKENDS and name not in BROKEN:
+            _import_builtin(name)
+    _load_entry_points()
     return BACKENDS
 
 
@@ -67,16 +81,23 @@ def parse_device(spec: str):
 
 
 def backend_class(name) -> type["Backend"]:
-    load_backends()
+    import backends
+    if name in backends.BUILTIN and name not in BACKENDS and name not in BROKEN:
+        _import_builtin(name)  # only the backend asked for: its siblings may be slow or broken
+    if name not in BACKENDS and name not in BROKEN:
+        _load_entry_points()
+    if name in BROKEN:
+        raise BackendUnavailable(BROKEN[name])
     if name not in BACKENDS:
-        raise BackendUnavailable(f"no backend named '{name}'; known: {', '.join(sorted(BACKENDS))}")
+        raise BackendUnavailable(f"no backend named '{name}'; known: {', '.join(sorted(set(BACKENDS) | set(backends.BUILTIN)))}")
     return BACKENDS[name]
 
 
 def available_backends() -> dict:
     """{name: description of the device} or {name: "unavailable: <reason>"}."""
-    out = {}
-    for name, cls in load_backends().items():
+    load_backends()
+    out = {name: f"unavailable: {why}" for name, why in BROKEN.items()}
+    for name, cls in BACKENDS.items():
         try:
             out[name] = cls.probe(0)
         except BackendUnavailable as e:

@@ -46,8 +46,11 @@ def save(graph: Graph, path=None) -> bytes:
                                f"(flatbuffers hold at most 2 GiB; weights: {weights} bytes)") from None
     data = bytes(b.Output())
     if path is not None:
-        with open(path, "wb") as f:
+        # Write aside and rename, so that an interrupted save never leaves a truncated model.
+        partial = os.fspath(path) + ".partial"
+        with open(partial, "wb") as f:
             f.write(data)
+        os.replace(partial, path)
     return data
 
 
@@ -68,88 +71,55 @@ def load(path_or_bytes) -> Graph:
 # Flatbuffers are built bottom-up: every string, vector and child table of an object is written
 # before the object is started.
 
+def _table(b, kind, **fields):
+    """Write one table of the schema from its fields, all already written (None: left out)."""
+    getattr(fb, kind + "Start")(b)
+    for field, value in fields.items():
+        if value is not None:
+            getattr(fb, f"{kind}Add{field}")(b, value)
+    return getattr(fb, kind + "End")(b)
+
+
 def _write_graph(b, g: Graph, depth):
     if depth > _MAX_DEPTH:
         raise ModelFormatError(f"graph '{g.name}': subgraphs nested deeper than {_MAX_DEPTH}")
-    name = b.CreateString(g.name)
-    opset = _offsets(b, [_opset_entry(b, domain, version) for domain, version in g.opset.items()])
-    metadata = _offsets(b, [_metadata_entry(b, key, value) for key, value in g.metadata.items()])
-    inputs, outputs = _strings(b, g.inputs), _strings(b, g.outputs)
-    values = _offsets(b, [_write_value(b, v) for v in g.values.values()])
-    constants = _offsets(b, [_write_constant(b, g, key, a) for key, a in g.constants.items()])
-    nodes = _offsets(b, [_write_node(b, g, n, depth) for n in g.nodes])
-    fb.GraphStart(b)
-    fb.GraphAddName(b, name)
-    fb.GraphAddOpset(b, opset)
-    fb.GraphAddMetadata(b, metadata)
-    fb.GraphAddInputs(b, inputs)
-    fb.GraphAddOutputs(b, outputs)
-    fb.GraphAddValues(b, values)
-    fb.GraphAddConstants(b, constants)
-    fb.GraphAddNodes(b, nodes)
-    return fb.GraphEnd(b)
-
-
-def _opset_entry(b, domain, version):
-    domain = b.CreateString(domain)
-    fb.OpsetImportStart(b)
-    fb.OpsetImportAddDomain(b, domain)
-    fb.OpsetImportAddVersion(b, int(version))
-    return fb.OpsetImportEnd(b)
-
-
-def _metadata_entry(b, key, value):
-    key, value = b.CreateString(key), b.CreateString(value)
-    fb.MetadataEntryStart(b)
-    fb.MetadataEntryAddKey(b, key)
-    fb.MetadataEntryAddValue(b, value)
-    return fb.MetadataEntryEnd(b)
+    opset = [_table(b, "OpsetImport", Domain=b.CreateString(domain), Version=int(version))
+             for domain, version in g.opset.items()]
+    metadata = [_table(b, "MetadataEntry", Key=b.CreateString(key), Value=b.CreateString(value))
+                for key, value in g.metadata.items()]
+    return _table(b, "Graph", Name=b.CreateString(g.name), Opset=_offsets(b, opset),
+                  Metadata=_offsets(b, metadata), Inputs=_strings(b, g.inputs), Outputs=_strings(b, g.outputs),
+                  Values=_offsets(b, [_write_value(b, v) for v in g.values.values()]),
+                  Constants=_offsets(b, [_write_constant(b, g, key, a) for key, a in g.constants.items()]),
+                  Nodes=_offsets(b, [_write_node(b, g, n, depth) for n in g.nodes]))
 
 
 def _write_value(b, v: Value):
-    name = b.CreateString(v.name)
     dims = params = None
     if v.shape is not None:
-        dims = _numbers(b, [int(d) if isinstance(d, (int, np.integer)) else -1 for d in v.shape], "<i8")
+        dims = _numbers(b, [d if isinstance(d, _INT) else -1 for d in v.shape], "<i8")
         if any(isinstance(d, str) for d in v.shape):
             params = _strings(b, [d if isinstance(d, str) else "" for d in v.shape])
-    fb.ValueStart(b)
-    fb.ValueAddName(b, name)
-    fb.ValueAddDtype(b, 0 if v.dtype is None else _code(v.dtype, f"value '{v.name}'"))
-    fb.ValueAddHasShape(b, v.shape is not None)
-    if dims is not None:
-        fb.ValueAddDims(b, dims)
-    if params is not None:
-        fb.ValueAddDimParams(b, params)
-    return fb.ValueEnd(b)
+    return _table(b, "Value", Name=b.CreateString(v.name),
+                  Dtype=0 if v.dtype is None else _code(v.dtype, f"value '{v.name}'"),
+                  HasShape=v.shape is not None, Dims=dims, DimParams=params)
 
 
 def _write_constant(b, g, name, array):
     tensor = _write_tensor(b, array, f"graph '{g.name}': constant '{name}'")
-    name = b.CreateString(name)
-    fb.ConstantStart(b)
-    fb.ConstantAddName(b, name)
-    fb.ConstantAddTensor(b, tensor)
-    return fb.ConstantEnd(b)
+    return _table(b, "Constant", Name=b.CreateString(name), Tensor=tensor)
 
 
 def _write_tensor(b, array, what):
     array = np.asarray(array)
     code = _code(array.dtype, what)
-    shape = _numbers(b, array.shape, "<i8")
+    data = strings = None
     if code == _STRING:
         items = [s if isinstance(s, bytes) else str(s) for s in array.ravel()]
-        strings, data = _strings(b, items, errors="surrogateescape"), None
+        strings = _strings(b, items, errors="surrogateescape")
     else:
-        strings, data = None, _aligned_bytes(b, array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-    fb.TensorStart(b)
-    fb.TensorAddDtype(b, code)
-    fb.TensorAddShape(b, shape)
-    if data is not None:
-        fb.TensorAddData(b, data)
-    if strings is not None:
-        fb.TensorAddStrings(b, strings)
-    return fb.TensorEnd(b)
+        data = _aligned_bytes(b, array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    return _table(b, "Tensor", Dtype=code, Shape=_numbers(b, array.shape, "<i8"), Data=data, Strings=strings)
 
 
 def _aligned_bytes(b, raw: bytes):
@@ -163,64 +133,44 @@ def _aligned_bytes(b, raw: bytes):
 def _write_node(b, g, n: Node, depth):
     where = f"graph '{g.name}': node '{n.name}' ({n.op})"
     attrs = [_write_attr(b, key, value, depth, f"{where} attribute '{key}'") for key, value in n.attrs.items()]
-    strs = [b.CreateString(s) for s in (n.op, n.domain, n.name)]
-    inputs, outputs, attrs = _strings(b, n.inputs), _strings(b, n.outputs), _offsets(b, attrs)
-    fb.NodeStart(b)
-    fb.NodeAddOp(b, strs[0])
-    fb.NodeAddDomain(b, strs[1])
-    fb.NodeAddName(b, strs[2])
-    fb.NodeAddInputs(b, inputs)
-    fb.NodeAddOutputs(b, outputs)
-    fb.NodeAddAttributes(b, attrs)
-    return fb.NodeEnd(b)
+    return _table(b, "Node", Op=b.CreateString(n.op), Domain=b.CreateString(n.domain),
+                  Name=b.CreateString(n.name), Inputs=_strings(b, n.inputs), Outputs=_strings(b, n.outputs),
+                  Attributes=_offsets(b, attrs))
 
 
-_ADD_ATTR = {_T.String: fb.AttributeAddS, _T.Bytes: fb.AttributeAddBytes, _T.Ints: fb.AttributeAddInts,
-             _T.Floats: fb.AttributeAddFloats, _T.Strings: fb.AttributeAddStrings,
-             _T.Tensor: fb.AttributeAddTensor, _T.Graph: fb.AttributeAddGraph}
 _INT = (int, np.integer)  # bool is an int
 _REAL = (int, float, np.integer, np.floating)
 
 
 def _write_attr(b, key, value, depth, what):
     try:
-        kind, ref = _attr_body(b, value, depth, what)
-        name = b.CreateString(key)
-        fb.AttributeStart(b)
-        fb.AttributeAddName(b, name)
-        fb.AttributeAddType(b, kind)
-        if kind == _T.Int:
-            fb.AttributeAddI(b, int(value))
-        elif kind == _T.Float:
-            fb.AttributeAddF(b, float(value))
-        else:
-            _ADD_ATTR[kind](b, ref)
-        return fb.AttributeEnd(b)
+        kind, field, payload = _attr_payload(b, value, depth, what)
+        return _table(b, "Attribute", Name=b.CreateString(key), Type=kind, **{field: payload})
     except (struct.error, OverflowError, TypeError, UnicodeEncodeError) as e:
         raise ModelFormatError(f"{what}: cannot store {value!r:.80}: {e}") from None
 
 
-def _attr_body(b, value, depth, what):
-    """(AttributeType, offset of the data written for it, or None for Int/Float)."""
+def _attr_payload(b, value, depth, what):
+    """(AttributeType, the Attribute field that holds the value, what goes in that field)."""
     if isinstance(value, Graph):
-        return _T.Graph, _write_graph(b, value, depth + 1)
+        return _T.Graph, "Graph", _write_graph(b, value, depth + 1)
     if isinstance(value, np.ndarray):
-        return _T.Tensor, _write_tensor(b, value, what)
+        return _T.Tensor, "Tensor", _write_tensor(b, value, what)
     if isinstance(value, (bytes, bytearray)):
-        return _T.Bytes, b.CreateByteVector(bytes(value))
+        return _T.Bytes, "Bytes", b.CreateByteVector(bytes(value))
     if isinstance(value, str):
-        return _T.String, b.CreateString(value)
+        return _T.String, "S", b.CreateString(value)
     if isinstance(value, _INT):
-        return _T.Int, None
+        return _T.Int, "I", int(value)
     if isinstance(value, (float, np.floating)):
-        return _T.Float, None
+        return _T.Float, "F", float(value)
     if isinstance(value, (list, tuple)):
         if all(isinstance(x, _INT) for x in value):
-            return _T.Ints, _numbers(b, value, "<i8")
+            return _T.Ints, "Ints", _numbers(b, value, "<i8")
         if all(isinstance(x, _REAL) for x in value):
-            return _T.Floats, _numbers(b, value, "<f8")
+            return _T.Floats, "Floats", _numbers(b, value, "<f8")
         if all(isinstance(x, str) for x in value):
-            return _T.Strings, _strings(b, value)
+            return _T.Strings, "Strings", _strings(b, value)
     raise ModelFormatError(f"{what}: a .mixnn file cannot store {type(value).__name__} {value!r:.80}")
 
 
@@ -392,8 +342,7 @@ class _Reader:
                       self.texts(g, "Inputs"), self.texts(g, "Outputs"), values, constants,
                       {self.text(o.Domain()): o.Version() for o in self.items(g, "Opset")},
                       {self.text(m.Key()): self.text(m.Value()) for m in self.items(g, "Metadata")})
-        if depth:
-            graph.outer_scope = True  # a subgraph may read values of the graphs around it
+        graph.outer_scope = depth > 0  # a subgraph may read values of the graphs around it
         return graph.toposort()
 
     def value(self, v) -> Value:

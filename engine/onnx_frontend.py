@@ -71,7 +71,7 @@ def _value_from_type(name, tp):
     shape = None
     if tt.HasField("shape"):
         shape = tuple((d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value")
-                      else (d.dim_param or None) for d in tt.shape.dim)
+                      else (d.dim_param if d.dim_param not in ("", "?") else None) for d in tt.shape.dim)
     return Value(name, dtype, shape)
 
 

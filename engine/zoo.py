@@ -17,7 +17,7 @@ import numpy as np
 from engine.errors import MixnnError
 
 NAMES = ("resnet18", "mobilenet_v1", "mobilenet_v2", "squeezenet1_1")
-VERSION = 1  # part of the cache key: bump when an architecture or its weights change
+VERSION = 2  # part of the cache key: bump when an architecture or its weights change
 _SEEDS = {"resnet18": 1018, "mobilenet_v1": 2001, "mobilenet_v2": 2002, "squeezenet1_1": 3011}
 _OPSET = 13
 _IR_VERSION = 8
@@ -153,7 +153,7 @@ class _GraphBuilder:
         self.nodes[-1].output[0] = "output"
         graph = helper.make_graph(
             self.nodes, self.name,
-            [helper.make_tensor_value_info("input", tp.FLOAT, ["N", 3, 224, 224])],
+            [helper.make_tensor_value_info("input", tp.FLOAT, ["N", 3, "H", "W"])],
             [helper.make_tensor_value_info("output", tp.FLOAT, ["N", 1000])],
             self.initializers)
         model = helper.make_model(graph, producer_name="mixnn.zoo", producer_version=str(VERSION),

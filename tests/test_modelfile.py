@@ -81,6 +81,7 @@ def test_round_trip_from_path_and_from_bytes(tmp_path):
     path = tmp_path / "rich.mixnn"
     data = modelfile.save(g, path)
     assert path.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["rich.mixnn"]
     assert data[4:8] == b"MXNN"
     assert_same_graph(g, modelfile.load(path))
     assert_same_graph(g, modelfile.load(str(path)))
@@ -241,10 +242,57 @@ def test_subgraph_nesting_is_capped(monkeypatch):
         modelfile.load(data)
 
 
+def _offsets(b, offs):
+    b.StartVector(4, len(offs), 4)
+    for off in reversed(offs):
+        b.PrependUOffsetTRelative(off)
+    return b.EndVector()
+
+
+def nested_model(levels, fanout):
+    """Graphs nested `levels` deep; each level's `fanout` nodes all point at the SAME subgraph
+    table, which no writer does: read naively, that is fanout**levels graphs."""
+    b = flatbuffers.Builder(1024)
+    sub = None
+    for _ in range(levels):
+        nodes = []
+        for _ in range(fanout):
+            attrs = []
+            if sub is not None:
+                name = b.CreateString("body")
+                fb.AttributeStart(b)
+                fb.AttributeAddName(b, name)
+                fb.AttributeAddType(b, fb.AttributeType.Graph)
+                fb.AttributeAddGraph(b, sub)
+                attrs.append(fb.AttributeEnd(b))
+            attrs, op = _offsets(b, attrs), b.CreateString("Loop")
+            fb.NodeStart(b)
+            fb.NodeAddOp(b, op)
+            fb.NodeAddAttributes(b, attrs)
+            nodes.append(fb.NodeEnd(b))
+        nodes = _offsets(b, nodes)
+        fb.GraphStart(b)
+        fb.GraphAddNodes(b, nodes)
+        sub = fb.GraphEnd(b)
+    fb.ModelStart(b)
+    fb.ModelAddVersion(b, 1)
+    fb.ModelAddGraph(b, sub)
+    b.Finish(fb.ModelEnd(b), b"MXNN")
+    return bytes(b.Output())
+
+
+def test_shared_subgraphs_cannot_blow_up_the_reader():
+    g = modelfile.load(nested_model(levels=5, fanout=1))
+    assert g.nodes[0].attrs["body"].nodes[0].attrs["body"].nodes[0].op == "Loop"
+    with pytest.raises(ModelFormatError, match="more objects than the file can hold"):
+        modelfile.load(nested_model(levels=40, fanout=2))  # 2**40 graphs if followed
+
+
 VALID = modelfile.save(rich_graph())
 
 
-@settings(derandomize=True, max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(derandomize=True, database=None, max_examples=300, deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
        cut=st.one_of(st.none(), st.integers(0, len(VALID))))
 def test_corrupt_files_load_or_raise_model_format_error(edits, cut):

@@ -43,7 +43,7 @@ def test_zoo_model_is_valid_and_deterministic(zoo_model):
     assert model.SerializeToString() == zoo.build(name).SerializeToString()
     (graph_input,), (graph_output,) = model.graph.input, model.graph.output
     dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-    assert (graph_input.name, dims) == ("input", ["N", 3, 224, 224])
+    assert (graph_input.name, dims) == ("input", ["N", 3, "H", "W"])
     assert graph_output.name == "output"
     assert zoo.input_shape(name) == (1, 3, 224, 224)
 

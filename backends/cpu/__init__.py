@@ -9,7 +9,8 @@ import numpy as np
 from engine.backend import Backend, Executor, register_backend
 
 from .kernels import KERNELS
-from . import kernels_binary, kernels_unary  # noqa: F401
+from . import (kernels_binary, kernels_conv, kernels_detection, kernels_index, kernels_layout,  # noqa: F401
+               kernels_misc, kernels_norm, kernels_pool, kernels_reduce, kernels_resize, kernels_unary)
 
 
 @register_backend("cpu")

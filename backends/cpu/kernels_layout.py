@@ -27,7 +27,8 @@ def reshape(node, x, shape):
 
 @kernel("Flatten")
 def flatten(node, x):
-    axis = axis_of(node, node.attrs.get("axis", 1), x.ndim + 1)
+    axis = node.attrs.get("axis", 1)
+    axis = axis_of(node, axis + x.ndim if axis < 0 else axis, x.ndim + 1)
     return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 

@@ -8,8 +8,13 @@ from .kernels import kernel
 from .kernels_common import attr_str, axis_of, fail, ints, scalar
 
 
+def _acc(x):
+    """Accumulator dtype: float16 sums in float32, everything else in its own dtype."""
+    return np.float32 if x.dtype == np.float16 else x.dtype
+
+
 def _sum(x, axis, keep):
-    return np.sum(x, axis=axis, keepdims=keep, dtype=x.dtype)
+    return np.sum(x, axis=axis, keepdims=keep, dtype=_acc(x)).astype(x.dtype, copy=False)
 
 
 def _log_sum_exp(x, axis, keep):
@@ -21,7 +26,7 @@ def _log_sum_exp(x, axis, keep):
 
 _REDUCE = {
     "ReduceSum": _sum,
-    "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=_acc(x)).astype(x.dtype, copy=False),
     "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k),
     "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k),
     "ReduceProd": lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype),
@@ -36,9 +41,12 @@ _REDUCE = {
 @kernel(*_REDUCE)
 def reduce(node, x, axes=None):
     listed = ints(axes)
-    if not listed and node.attrs.get("noop_with_empty_axes", 0):
-        return x
-    axis = tuple(sorted({axis_of(node, a, x.ndim) for a in listed})) if listed else None
+    # noop_with_empty_axes reduces over no axis: ONNX Runtime and the reference evaluator still
+    # apply the elementwise part (ReduceSumSquare gives x*x, ReduceLogSum log x...).
+    if listed:
+        axis = tuple(sorted({axis_of(node, a, x.ndim) for a in listed}))
+    else:
+        axis = () if node.attrs.get("noop_with_empty_axes", 0) else None
     keep = bool(node.attrs.get("keepdims", 1))
     if x.size == 0 and node.op in ("ReduceMax", "ReduceMin", "ReduceLogSumExp"):
         raise fail(node, f"cannot take {node.op} over an empty tensor {x.shape}")
@@ -79,7 +87,7 @@ def top_k(node, x, k):
 def einsum(node, *xs):
     equation = attr_str(node, "equation", "").replace(" ", "")
     try:
-        return np.asarray(np.einsum(equation, *xs, optimize=len(xs) > 2))
+        return np.asarray(np.einsum(equation, *xs, optimize=True))
     except ValueError as e:
         shapes = ", ".join(str(x.shape) for x in xs)
         raise fail(node, f"equation '{equation}' does not fit inputs {shapes}: {e}") from None

@@ -3,10 +3,9 @@
 Each resized axis becomes a small table -- for every output position, the source indices
 and their weights (1 for nearest, 2 for linear, 4 for cubic) -- and the tensor is gathered
 along that axis once per tap. Source coordinates are computed in float32 in ONNX Runtime's
-order of operations, so nearest neighbours tie-break exactly as it does.
+order of operations, and its conventions are kept where the spec leaves room (sizes from
+scales, axes left at scale 1, near-ties), so nearest neighbours pick the same pixels.
 """
-import math
-
 import numpy as np
 
 from engine.errors import UnsupportedOpError
@@ -26,7 +25,7 @@ def _source_coords(ctm, n_out, n_in, scale, roi):
     if ctm == "half_pixel_symmetric":
         adjust = _F(n_out) / (s * _F(n_in))
         offset = _F(n_in) / _F(2) * (_F(1) - adjust)
-        return offset + (xr + _F(0.5)) / s - _F(0.5)
+        return (np.float64(offset) + (xr.astype(np.float64) + 0.5) / np.float64(s) - 0.5).astype(_F)
     if ctm == "pytorch_half_pixel":
         return (xr + _F(0.5)) / s - _F(0.5) if n_out > 1 else np.zeros(n_out, _F)
     if ctm == "align_corners":
@@ -38,17 +37,21 @@ def _source_coords(ctm, n_out, n_in, scale, roi):
     if ctm == "tf_crop_and_resize":
         start, end = _F(roi[0]), _F(roi[1])
         if n_out == 1:
-            return np.full(n_out, (end - start) * _F(n_in - 1) / _F(2) + start * _F(n_in - 1), _F)
+            return np.full(n_out, 0.5 * (float(start) + float(end)) * (n_in - 1), _F)
         return start * _F(n_in - 1) + xr * (end - start) * _F(n_in - 1) / _F(n_out - 1)
     raise UnsupportedOpError(f"Resize: unknown coordinate_transformation_mode '{ctm}'")
 
 
 def _nearest(c, mode, n_in):
     c = c.astype(np.float64)
+    # A coordinate within 1e-6 of a half is a tie: 2 / (4/7) comes out of float32 as 3.4999998
+    # for what is 3.5, and ONNX Runtime (1.31) breaks such ties by the mode, as the exact value.
+    low = np.floor(c)
+    tie = np.abs(c - low - 0.5) <= 1e-6
     if mode == "round_prefer_floor":
-        i = np.ceil(c - 0.5)
+        i = np.where(tie, low, np.floor(c + 0.5))
     elif mode == "round_prefer_ceil":
-        i = np.floor(c + 0.5)
+        i = np.where(tie, low + 1, np.floor(c + 0.5))
     elif mode == "floor":
         i = np.floor(c)
     elif mode == "ceil":
@@ -86,8 +89,12 @@ def _cubic(c, n_in, a, exclude_outside):
 def _resize_axis(x, axis, n_out, scale, roi, opts):
     n_in = x.shape[axis]
     mode, ctm = opts["mode"], opts["ctm"]
-    c = _source_coords(ctm, n_out, n_in, scale, roi)
     crop = ctm == "tf_crop_and_resize"
+    # An axis at scale 1 is left alone (as ONNX Runtime does), even where a mode such as
+    # tf_half_pixel_for_nn + ceil would shift it by one.
+    if n_out == n_in and scale == 1 and not crop:
+        return x
+    c = _source_coords(ctm, n_out, n_in, scale, roi)
     if mode == "nearest":
         idx, w = _nearest(c, opts["nearest_mode"], n_in)
     elif mode == "linear":
@@ -96,10 +103,6 @@ def _resize_axis(x, axis, n_out, scale, roi, opts):
         idx, w = _cubic(c, n_in, opts["cubic_coeff_a"], opts["exclude_outside"])
     else:
         raise UnsupportedOpError(f"Resize: unknown mode '{mode}'")
-    identity = n_out == n_in and (idx[:, 0] == np.arange(n_in)).all() and \
-        (w is None or (w[:, 0] == 1).all()) and not crop
-    if identity:
-        return x
     shape = [1] * x.ndim
     shape[axis] = n_out
     y = None
@@ -133,13 +136,15 @@ def _targets(node, x, axes, scales, sizes):
         ratios = [_F(s) / _F(x.shape[a]) for s, a in zip(sz, axes)]
         r = min(ratios) if policy == "not_larger" else max(ratios)
         # round half away from zero, as std::round
-        return [(int(math.floor(float(r) * x.shape[a] + 0.5)), float(r)) for a in axes]
+        return [(int(np.floor(r * _F(x.shape[a]) + _F(0.5))), float(r)) for a in axes]
     if scales is None or not scales.size:
         raise fail(node, "Resize needs either scales or sizes")
     sc = [float(v) for v in np.asarray(scales, dtype=_F).reshape(-1)]
     if len(sc) != len(axes):
         raise fail(node, f"{len(sc)} scales for {len(axes)} axes")
-    return [(int(math.floor(x.shape[a] * s)), s) for s, a in zip(sc, axes)]
+    # floor(size * scale) with the product rounded to float32 first, as ONNX Runtime does:
+    # 20 * 0.45f is 9, not 8.
+    return [(int(_F(s) * _F(x.shape[a])), s) for s, a in zip(sc, axes)]
 
 
 @kernel("Resize")
@@ -154,6 +159,8 @@ def resize(node, x, roi=None, scales=None, sizes=None):
         r = [float(v) for v in roi.reshape(-1)]
         # roi is given for the listed axes, or for every axis of the input
         rois = r if len(r) == 2 * len(axes) else [r[a] for a in axes] + [r[a + x.ndim] for a in axes]
+    if all(n == x.shape[a] for a, (n, _) in zip(axes, targets)) and opts["ctm"] != "tf_crop_and_resize":
+        return x  # ONNX Runtime copies the input whenever the shape is unchanged, whatever the scales
     y = x
     for k, (a, (n_out, s)) in enumerate(zip(axes, targets)):
         y = _resize_axis(y, a, n_out, s, (rois[k], rois[k + len(axes)]), opts)
@@ -168,5 +175,5 @@ def upsample(node, x, scales=None):
                 ctm="asymmetric", nearest_mode="floor")
     y = x
     for a, s in enumerate(float(v) for v in scales):
-        y = _resize_axis(y, a, int(math.floor(x.shape[a] * s)), s, (0.0, 1.0), opts)
+        y = _resize_axis(y, a, int(_F(s) * _F(x.shape[a])), s, (0.0, 1.0), opts)
     return y

@@ -1,0 +1,252 @@
+"""Fast Conv executors for the CPU backend: weights packed once, results computed into the arena.
+
+At resize ConvCPU picks one strategy per node, as MNN's ConvolutionFloatFactory does:
+  depthwise (depthwise.py)  group == C_in, one input channel per group: per-tap multiply-adds
+  pointwise                 1x1, stride 1, no pad, one group: one GEMM straight into the output
+  winograd (winograd.py)    3x3, stride 1, dilation 1, when its cost model beats im2col
+  im2col                    everything else: columns in the planned scratch, one grouped GEMM
+Layout is NCHW, the IR's layout: a 1x1 convolution is then W (M, C) @ X (C, H*W) with no copy,
+and im2col columns come out already in GEMM order (docs/cpu.md compares NHWC).
+Weights are packed per node once per session (kept across re-plans) and bias plus the fused
+activation are applied in place on the output (gemm.Epilogue).
+"""
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from engine.backend import Executor
+from engine.ops.nn import conv_geometry, conv_out_dim
+
+from . import CpuBackend
+from .gemm import Epilogue, unsupported_activation
+
+# im2col columns above this many bytes are built and multiplied in bands of output rows.
+COLS_BUDGET = 8 << 20
+
+
+class ConvGeometry(NamedTuple):
+    n: int
+    c: int
+    h: int
+    w: int
+    m: int       # output channels
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int      # pads: top, left, bottom, right
+    pl: int
+    pb: int
+    pr: int
+    oh: int
+    ow: int
+    group: int
+
+    @property
+    def depthwise(self):
+        return self.group == self.c and self.group > 1 and self.m % self.c == 0
+
+    @property
+    def pointwise(self):
+        return (self.kh, self.kw, self.sh, self.sw, self.group) == (1, 1, 1, 1, 1) \
+            and not any((self.pt, self.pl, self.pb, self.pr))
+
+    @property
+    def padded(self):
+        return any((self.pt, self.pl, self.pb, self.pr))
+
+
+def geometry(node, x_shape, w_shape):
+    n, c, h, w = x_shape
+    m, _, kh, kw = w_shape
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = conv_geometry(node, x_shape, (kh, kw))
+    oh = conv_out_dim(h, kh, sh, dh, pt, pb)
+    ow = conv_out_dim(w, kw, sw, dw, pl, pr)
+    return ConvGeometry(n, c, h, w, m, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow,
+                        int(node.attrs.get("group", 1)))
+
+
+def prepared(backend, node, tag, source, make):
+    """make(source), computed once per session and node: re-plans on new shapes reuse it."""
+    cache = backend.__dict__.setdefault("_packed_weights", {})
+    key = (node.name, tag)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not source:
+        hit = cache[key] = (source, make(source))
+    return hit[1]
+
+
+class PaddedInput:
+    """A zero-bordered copy of one image (C, Hp, Wp) in scratch. The arena reuses the scratch
+    between runs, so the borders are re-zeroed on every run (four thin slices, not the whole)."""
+
+    def __init__(self, g, rows=None, cols=None):
+        self.g = g
+        self.hp = rows if rows is not None else g.h + g.pt + g.pb
+        self.wp = cols if cols is not None else g.w + g.pl + g.pr
+        self.floats = g.c * self.hp * self.wp
+
+    def bind(self, flat):
+        g = self.g
+        self.buf = flat[:self.floats].reshape(g.c, self.hp, self.wp)
+        bottom, right = g.pt + g.h, g.pl + g.w
+        self.inner = self.buf[:, g.pt:bottom, g.pl:right]
+        self.borders = [v for v in (self.buf[:, :g.pt], self.buf[:, bottom:],
+                                    self.buf[:, g.pt:bottom, :g.pl], self.buf[:, g.pt:bottom, right:])
+                        if v.size]
+
+    def fill(self, image):
+        for v in self.borders:
+            v.fill(0)
+        np.copyto(self.inner, image)
+        return self.buf
+
+
+@CpuBackend.op("Conv")
+class ConvCPU(Executor):
+    """Dispatches to the strategy that fits the node's geometry (see the module docstring)."""
+
+    @classmethod
+    def supports(cls, backend, node, ins, outs):
+        x, w = ins[0], ins[1]
+        if len(x.shape) != 4:
+            return "the fast Conv paths are 2-D"
+        if x.dtype != np.float32 or w.dtype != np.float32:
+            return "the fast Conv paths are float32"
+        if w.value is None:
+            return "the weights are not constant"
+        if len(ins) > 2 and ins[2] is not None and ins[2].value is None:
+            return "the bias is not constant"
+        return unsupported_activation(node)
+
+    def __new__(cls, backend, node, ins, outs):
+        if cls is ConvCPU:
+            cls = strategy(geometry(node, ins[0].shape, ins[1].shape))
+        return super().__new__(cls)
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        self.g = geometry(node, ins[0].shape, ins[1].shape)
+        self.weight = ins[1].value
+        self.bias = ins[2].value if len(ins) > 2 and ins[2] is not None else None
+        self.epilogue = Epilogue(node)
+        self.out_floats = self.g.m * self.g.oh * self.g.ow  # one image's output
+
+    def prepared(self, tag, make):
+        return prepared(self.backend, self.node, tag, self.weight, make)
+
+    def bias_column(self):
+        """The bias as an (M, 1) column (zeros when the node has none)."""
+        b = self.bias if self.bias is not None else np.zeros(self.g.m, np.float32)
+        return np.asarray(b, np.float32).reshape(-1, 1)
+
+    def tmp_floats(self):
+        return self.out_floats if self.epilogue.needs_tmp else 0
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        self.flat = scratch.view(np.float32) if scratch is not None else np.empty(0, np.float32)
+        self.tmp = self.flat[-self.tmp_floats():] if self.tmp_floats() else None
+
+    def image_tmp(self, like):
+        """The epilogue's scratch, shaped like one image's output `like`, or None."""
+        return None if self.tmp is None else self.tmp[:like.size].reshape(like.shape)
+
+
+class PointwiseConv(ConvCPU):
+    """1x1, stride 1, no pad: y[n] (M, HW) = W (M, C) @ x[n] (C, HW), then bias + activation."""
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        g = self.g
+        self.w = self.prepared("pointwise", lambda w: np.ascontiguousarray(w.reshape(g.m, g.c), np.float32))
+        self.epilogue.bias = self.bias_column() if self.bias is not None else None
+
+    def scratch_bytes(self):
+        return 4 * self.tmp_floats()
+
+    def run(self):
+        g = self.g
+        x = self.inputs[0].reshape(g.n, g.c, g.h * g.w)
+        y = self.outputs[0].reshape(g.n, g.m, g.h * g.w)
+        for i in range(g.n):
+            np.matmul(self.w, x[i], out=y[i])
+            self.epilogue(y[i], self.image_tmp(y[i]))
+
+
+class Im2colConv(ConvCPU):
+    """Any geometry: columns (G, Cg*kh*kw + 1, rows*OW) gathered from a strided window view of the
+    (padded) image in one copy, then one batched GEMM (G, Mg, Cg*kh*kw + 1) @ columns into the
+    output rows. The extra row of ones against a bias column adds the bias inside the GEMM."""
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        g = self.g
+        self.cg, self.mg = g.c // g.group, g.m // g.group
+        self.kd = self.cg * g.kh * g.kw
+        self.w = self.prepared("im2col", self._pack)
+        per_row = 4 * g.group * (self.kd + 1) * g.ow
+        self.band = max(1, min(g.oh, COLS_BUDGET // per_row))
+        self.pad = PaddedInput(g) if g.padded else None
+
+    def _pack(self, w):
+        g = self.g
+        packed = np.empty((g.group, self.mg, self.kd + 1), np.float32)
+        packed[:, :, :self.kd] = w.reshape(g.group, self.mg, self.kd)
+        packed[:, :, self.kd] = self.bias_column().reshape(g.group, self.mg)
+        return packed
+
+    def cols_floats(self):
+        return self.g.group * (self.kd + 1) * self.band * self.g.ow
+
+    def scratch_bytes(self):
+        return 4 * ((self.pad.floats if self.pad else 0) + self.cols_floats() + self.tmp_floats())
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        g = self.g
+        start = 0
+        if self.pad:
+            self.pad.bind(self.flat)
+            start = self.pad.floats
+        self.cols = self.flat[start:start + self.cols_floats()].reshape(g.group, self.kd + 1, -1)
+
+    def run(self):
+        g = self.g
+        x, y = self.inputs[0], self.outputs[0]
+        for i in range(g.n):
+            src = self.pad.fill(x[i]) if self.pad else x[i]
+            for r0 in range(0, g.oh, self.band):
+                rows = min(self.band, g.oh - r0)
+                cols = self.cols[:, :, :rows * g.ow]
+                np.copyto(cols[:, :self.kd].reshape(g.group, self.cg, g.kh, g.kw, rows, g.ow),
+                          self._windows(src, r0, rows))
+                cols[:, self.kd].fill(1)
+                out = y[i, :, r0:r0 + rows].reshape(g.group, self.mg, rows * g.ow)
+                np.matmul(self.w, cols, out=out)
+            self.epilogue.activate(y[i], self.image_tmp(y[i]))
+
+    def _windows(self, src, r0, rows):
+        """(G, Cg, kh, kw, rows, OW) view: [.., c, i, j, r, q] = src[c, (r0+r)*sh + i*dh, q*sw + j*dw]."""
+        g = self.g
+        s_c, s_h, s_w = src.strides
+        base = src[:, r0 * g.sh:]
+        return as_strided(base, (g.group, self.cg, g.kh, g.kw, rows, g.ow),
+                          (s_c * self.cg, s_c, s_h * g.dh, s_w * g.dw, s_h * g.sh, s_w * g.sw),
+                          writeable=False)
+
+
+def strategy(g):
+    """The executor class for a convolution of geometry g."""
+    from .depthwise import DepthwiseConv
+    from .winograd import WinogradConv, best_unit
+    if g.depthwise:
+        return DepthwiseConv
+    if g.pointwise:
+        return PointwiseConv
+    if best_unit(g) > 1:
+        return WinogradConv
+    return Im2colConv

@@ -1,0 +1,106 @@
+"""Depthwise convolution (group == C_in, any channel multiplier, stride, dilation, pads).
+
+numpy has no fused multiply-add, so the textbook loop -- for each of the kh*kw taps, multiply a
+shifted view by a per-channel weight and add it in -- costs two passes per tap, each slowed by
+broadcasting the weight along rows. Here every tap is instead one contiguous 1-D copy and the
+weighted sum over taps is one batched BLAS product per channel block:
+
+  planes   the image, zero-padded and split into stride phases (sh*sw planes of Hq x Wq per
+           channel, channels back to back), so that every tap of a strided or dilated kernel
+           reads one plane at a constant offset;
+  taps     S[t] = plane_t.flat[offset_t : offset_t + block]: kh*kw contiguous copies;
+  product  acc (C, mult, Hq*Wq) = w (C, mult, kh*kw) @ S (C, kh*kw, Hq*Wq), one GEMV per channel;
+  store    y = acc[:, :, :OH, :OW] + bias, then the fused activation, in place.
+
+Outputs are computed on the whole Hq x Wq plane so that the copies stay 1-D and contiguous;
+the rows and columns past OH x OW are discarded by the store.
+"""
+import numpy as np
+
+from .conv import ConvCPU
+
+# Tap copies are made for a block of channels at a time, at most this many bytes.
+TAPS_BUDGET = 2 << 20
+
+
+class DepthwiseConv(ConvCPU):
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        g = self.g
+        self.mult = g.m // g.c
+        self.taps = g.kh * g.kw
+        # Tap (i, j) reads phase plane (i*dh % sh, j*dw % sw) at row i*dh // sh, column j*dw // sw.
+        self.tap_at = [((i * g.dh) % g.sh, (j * g.dw) % g.sw, (i * g.dh) // g.sh, (j * g.dw) // g.sw)
+                       for i in range(g.kh) for j in range(g.kw)]
+        self.hq = g.oh + max(t[2] for t in self.tap_at)
+        self.wq = g.ow + max(t[3] for t in self.tap_at)
+        self.plane = self.hq * self.wq                      # floats per channel per phase
+        self.slack = max(r * self.wq + c for _, _, r, c in self.tap_at)
+        self.phases = g.sh * g.sw
+        self.phase_floats = g.c * self.plane + self.slack
+        self.block = max(1, min(g.c, TAPS_BUDGET // (4 * self.taps * self.plane)))
+        self.w = self.prepared("depthwise", lambda w: np.ascontiguousarray(
+            w.reshape(g.c, self.mult, self.taps), np.float32))
+        self.bias3 = self.bias_column().reshape(g.m, 1, 1) if self.bias is not None else None
+
+    def scratch_bytes(self):
+        g = self.g
+        return 4 * (self.phases * self.phase_floats + self.taps * self.block * self.plane
+                    + g.m * self.plane + self.tmp_floats())
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        g = self.g
+        pos = self.phases * self.phase_floats
+        self.planes = self.flat[:pos].reshape(self.phases, self.phase_floats)
+        n_taps = self.taps * self.block * self.plane
+        self.s = self.flat[pos:pos + n_taps].reshape(self.taps, self.block, self.plane)
+        pos += n_taps
+        self.acc = self.flat[pos:pos + g.m * self.plane].reshape(g.c, self.mult, self.plane)
+        self.store_src = self.acc.reshape(g.m, self.hq, self.wq)[:, :g.oh, :g.ow]
+        self.fills = [self._phase_fill(a, b) for a in range(g.sh) for b in range(g.sw)]
+
+    def _phase_fill(self, a, b):
+        """(zeroed regions, destination, source slices) that fill phase plane (a, b) from an image."""
+        g = self.g
+        flat = self.planes[a * g.sw + b]
+        plane = flat[:g.c * self.plane].reshape(g.c, self.hq, self.wq)
+        # Plane row i holds padded row i*sh + a, that is image row i*sh + a - pt.
+        r0, r1 = _valid(a, g.pt, g.sh, g.h, self.hq)
+        c0, c1 = _valid(b, g.pl, g.sw, g.w, self.wq)
+        zero = [plane[:, :r0], plane[:, r1:], plane[:, r0:r1, :c0], plane[:, r0:r1, c1:],
+                flat[g.c * self.plane:]]
+        src = (slice(None), slice(r0 * g.sh + a - g.pt, None, g.sh), slice(c0 * g.sw + b - g.pl, None, g.sw))
+        return [z for z in zero if z.size], plane[:, r0:r1, c0:c1], src
+
+    def run(self):
+        g = self.g
+        x, out = self.inputs[0], self.outputs[0]
+        for n in range(g.n):
+            image = x[n]
+            for zero, dst, src in self.fills:
+                for z in zero:
+                    z.fill(0)
+                if dst.size:
+                    np.copyto(dst, image[src][:, :dst.shape[1], :dst.shape[2]])
+            for c0 in range(0, g.c, self.block):
+                c1 = min(g.c, c0 + self.block)
+                span = (c1 - c0) * self.plane
+                s = self.s[:, :c1 - c0].reshape(self.taps, span)
+                for t, (a, b, r, c) in enumerate(self.tap_at):
+                    start = c0 * self.plane + r * self.wq + c
+                    np.copyto(s[t], self.planes[a * g.sw + b, start:start + span])
+                np.matmul(self.w[c0:c1], self.s[:, :c1 - c0].transpose(1, 0, 2), out=self.acc[c0:c1])
+            y = out[n]
+            if self.bias3 is not None:
+                np.add(self.store_src, self.bias3, out=y)
+            else:
+                np.copyto(y, self.store_src)
+            self.epilogue.activate(y, self.image_tmp(y))
+
+
+def _valid(phase, pad, stride, size, length):
+    """[first, last) plane indices i whose padded position i*stride + phase is inside the image."""
+    first = max(0, -(-(pad - phase) // stride))
+    last = min(length, -(-(size + pad - phase) // stride))
+    return first, max(first, last)

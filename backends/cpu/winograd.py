@@ -1,0 +1,170 @@
+"""Winograd convolution F(m x m, 3 x 3) for 3x3, stride 1, dilation 1 convolutions (one group).
+
+Each m x m block of output is computed from an (m+2) x (m+2) input tile d as
+    Y = A^T [ (G g G^T) * (B^T d B) ] A
+so the 9*m*m multiply-adds per output block become (m+2)^2: 2.25x fewer for m=2, 4x for m=4,
+5.06x for m=6. With every tile's transforms batched, the multiplications are (m+2)^2 GEMMs
+(K, C) @ (C, tiles) and both transforms are GEMMs too:
+    gather   D (a^2, C, tiles)  <- the padded image's overlapping tiles (one strided copy)
+    input    V = (B^T kron B^T) @ D
+    multiply M[k] = U[k] @ V[k]            for each of the a^2 = (m+2)^2 tile positions
+    output   Y = (A^T kron A^T) @ M  ->  scattered into the output with the bias added
+U = G g G^T is computed once per node. The matrices come from Cook-Toom interpolation at the
+points 0, +-1, +-2, +-1/2 (exact rationals), scaled so that B^T has small integers.
+
+The unit m is chosen per layer by a cost model, as MNN's bestWinogradUnit does: each
+candidate's GEMM FLOPs and copied elements are priced with rates measured on this backend
+(docs/cpu.md), and im2col (m = 1) wins when nothing beats it.
+"""
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .conv import ConvCPU, PaddedInput
+
+UNITS = (2, 4, 6)
+_POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
+# Cost model rates, measured with numpy/OpenBLAS at 2 threads (docs/cpu.md): seconds per GEMM
+# FLOP for large products, per FLOP of the thin transform products, per element copied by a
+# strided gather/scatter, and per numpy call.
+GEMM_S_PER_FLOP = 1 / 150e9
+THIN_S_PER_FLOP = 1 / 60e9
+COPY_S_PER_ELEM = 0.5e-9
+CALL_S = 2e-6
+
+
+@lru_cache(maxsize=None)
+def transforms(m, r=3):
+    """(A^T (m, n), B^T (n, n), G (n, r)) as float64, n = m + r - 1."""
+    n = m + r - 1
+    pts = [Fraction(p) for p in _POINTS[:n - 1]]
+
+    def evaluation(cols):
+        # Rows: a polynomial of `cols` coefficients evaluated at each point, then its leading coefficient.
+        rows = [[p ** i for i in range(cols)] for p in pts]
+        return rows + [[Fraction(int(i == cols - 1)) for i in range(cols)]]
+
+    inverse = _inverse(evaluation(n))  # coefficients of the product from its n evaluations
+    scale = [_prod(pts[j] - pts[k] for k in range(n - 1) if k != j) for j in range(n - 1)] + [Fraction(1)]
+    at = [list(col) for col in zip(*evaluation(m))]
+    bt = [[inverse[i][j] * scale[j] for i in range(n)] for j in range(n)]
+    g = [[v / scale[j] for v in row] for j, row in enumerate(evaluation(r))]
+    return tuple(np.array(x, dtype=np.float64) for x in (at, bt, g))
+
+
+def _prod(values):
+    out = Fraction(1)
+    for v in values:
+        out *= v
+    return out
+
+
+def _inverse(rows):
+    """Exact inverse of a square matrix of Fractions (Gauss-Jordan)."""
+    n = len(rows)
+    aug = [list(r) + [Fraction(int(i == j)) for j in range(n)] for i, r in enumerate(rows)]
+    for col in range(n):
+        piv = next(i for i in range(col, n) if aug[i][col] != 0)
+        aug[col], aug[piv] = aug[piv], aug[col]
+        aug[col] = [v / aug[col][col] for v in aug[col]]
+        for i in range(n):
+            if i != col and aug[i][col] != 0:
+                f = aug[i][col]
+                aug[i] = [a - f * b for a, b in zip(aug[i], aug[col])]
+    return [r[n:] for r in aug]
+
+
+def applies(g):
+    return (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.group) == (3, 3, 1, 1, 1, 1, 1)
+
+
+def tiles(g, m):
+    return -(-g.oh // m), -(-g.ow // m)
+
+
+def cost(g, m):
+    """Estimated seconds for one image: m = 1 is im2col + GEMM, m > 1 Winograd F(m, 3)."""
+    c, k, p = g.c, g.m, g.oh * g.ow
+    if m == 1:
+        return 2 * k * c * 9 * p * GEMM_S_PER_FLOP + 9 * c * p * COPY_S_PER_ELEM + 3 * CALL_S
+    th, tw = tiles(g, m)
+    t, a2 = th * tw, (m + 2) ** 2
+    gemm = 2 * a2 * k * c * t * GEMM_S_PER_FLOP
+    thin = 2 * a2 * t * (a2 * c + m * m * k) * THIN_S_PER_FLOP
+    copies = (a2 * c * t + m * m * k * t) * COPY_S_PER_ELEM
+    return gemm + thin + copies + (a2 + m * m + 6) * CALL_S
+
+
+def best_unit(g):
+    """The Winograd unit m with the lowest estimated cost, or 1 when im2col is cheaper."""
+    if not applies(g):
+        return 1
+    return min((1,) + UNITS, key=lambda m: cost(g, m))
+
+
+class WinogradConv(ConvCPU):
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        g = self.g
+        self.unit = m = best_unit(g)
+        self.a = a = m + 2
+        self.th, self.tw = tiles(g, m)
+        self.t = self.th * self.tw
+        at, bt, gm = transforms(m)
+        self.kin = np.kron(bt, bt).astype(np.float32)             # (a^2, a^2)
+        self.kout = np.kron(at, at).astype(np.float32)            # (m^2, a^2)
+        self.u = self.prepared(f"winograd{m}", lambda w: self._transform_weights(w, gm))
+        self.pad = PaddedInput(g, self.th * m + 2, self.tw * m + 2)
+        self.bias3 = self.bias_column().reshape(g.m, 1, 1) if self.bias is not None else None
+        self.big = max(a * a * g.c, a * a * g.m) * self.t         # D then M
+        self.small = max(a * a * g.c, m * m * g.m) * self.t       # V then Y
+
+    def _transform_weights(self, w, gm):
+        """U (a^2, K, C) = G g G^T for every (K, C) kernel, in float64 then rounded once."""
+        u = np.einsum("ik,mckl,jl->ijmc", gm, w.astype(np.float64), gm)
+        return np.ascontiguousarray(u.reshape(self.a * self.a, self.g.m, self.g.c), np.float32)
+
+    def scratch_bytes(self):
+        return 4 * (self.pad.floats + self.big + self.small + self.tmp_floats())
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        g, a, m, t = self.g, self.a, self.unit, self.t
+        self.pad.bind(self.flat)
+        at = self.pad.floats
+        big = self.flat[at:at + self.big]
+        small = self.flat[at + self.big:at + self.big + self.small]
+        self.d = big[:a * a * g.c * t].reshape(a * a, g.c * t)
+        self.mm = big[:a * a * g.m * t].reshape(a * a, g.m, t)
+        self.v = small[:a * a * g.c * t].reshape(a * a, g.c, t)
+        self.y = small[:m * m * g.m * t].reshape(m, m, g.m, self.th, self.tw)
+        buf = self.pad.buf
+        sc, sh, sw = buf.strides
+        self.tiles_view = as_strided(buf, (a, a, g.c, self.th, self.tw), (sh, sw, sc, sh * m, sw * m),
+                                     writeable=False)
+        # Output positions (i, j) of every tile: rows i, i+m, ... cropped at the image edge.
+        self.scatter = []
+        for i in range(m):
+            for j in range(m):
+                rows, cols = len(range(i, g.oh, m)), len(range(j, g.ow, m))
+                self.scatter.append((self.y[i, j, :, :rows, :cols], (i, j)))
+
+    def run(self):
+        g, m = self.g, self.unit
+        x, out = self.inputs[0], self.outputs[0]
+        for n in range(g.n):
+            self.pad.fill(x[n])
+            np.copyto(self.d.reshape(self.tiles_view.shape), self.tiles_view)
+            np.matmul(self.kin, self.d, out=self.v.reshape(self.kin.shape[0], -1))
+            np.matmul(self.u, self.v, out=self.mm)
+            np.matmul(self.kout, self.mm.reshape(self.kout.shape[1], -1), out=self.y.reshape(m * m, -1))
+            y = out[n]
+            for src, (i, j) in self.scatter:
+                dst = y[:, i::m, j::m]
+                if self.bias3 is not None:
+                    np.add(src, self.bias3, out=dst)
+                else:
+                    np.copyto(dst, src)
+            self.epilogue.activate(y, self.image_tmp(y))

@@ -1,0 +1,128 @@
+"""What every OpenCL executor shares: op codes, kernel fetching, launch geometry, fused activations.
+
+An executor fetches its kernels in __init__ (once per shape), sets their arguments once in
+bind() and records `launches` (kernel, global size, local size); run() and the backend's
+compiled subgraph only enqueue those. Kernels take the arena buffer plus element offsets.
+"""
+import numpy as np
+
+from engine.backend import Executor
+
+from .compiler import source
+
+# Op codes shared with shaders/opencl/common.cl (U_*, B_*) and reduce.cl (R_*).
+UNARY = {name: k for k, name in enumerate([
+    "", "Relu", "Clip", "Sigmoid", "SiLU", "HardSwish", "HardSigmoid", "LeakyRelu", "Tanh",
+    "Exp", "Log", "Sqrt", "Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin",
+    "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Erf",
+    "Gelu", "Gelu_tanh", "Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish",
+    "ThresholdedRelu", "Shrink"])}
+BINARY = {name: k for k, name in enumerate(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Fmod"])}
+REDUCE = {name: k for k, name in enumerate([
+    "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+    "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"])}
+
+
+def _defines(prefix, table, strip=""):
+    return "\n".join(f"#define {prefix}_{(name.replace(strip, '') or 'NONE').upper()} {k}"
+                     for name, k in table.items())
+
+
+HEADER = "\n".join([_defines("U", UNARY), _defines("B", BINARY), _defines("R", REDUCE, "Reduce")])
+
+i32, f32 = np.int32, np.float32
+
+
+def program_source(file):
+    """A program's full source: generated codes + shared functions + the kernels of `file`."""
+    return source("common.cl", file, header=HEADER)
+
+
+def fused_activation(node):
+    """(code, a, b) of the activation the optimizer fused into a Conv/MatMul, for unary_op."""
+    act = node.attrs.get("activation", "") or ""
+    if isinstance(act, bytes):
+        act = act.decode()
+    if act not in UNARY:
+        return None
+    a = node.attrs
+    params = {"Clip": (a.get("act_min", -np.inf), a.get("act_max", np.inf)),
+              "LeakyRelu": (a.get("act_alpha", 0.01), 0.0),
+              "HardSigmoid": (a.get("act_alpha", 0.2), a.get("act_beta", 0.5))}
+    lo, hi = params.get(act, (0.0, 0.0))
+    return i32(UNARY[act]), f32(lo), f32(hi)
+
+
+def float32_only(ins, outs):
+    """None if every present tensor is float32, else the reason to decline."""
+    for t in list(ins) + list(outs):
+        if t is not None and np.dtype(t.dtype) != np.float32:
+            return f"dtype {np.dtype(t.dtype)} (opencl kernels are float32)"
+    return None
+
+
+def pow2_at_most(n, cap):
+    """The smallest power of two >= n, capped: local sizes from a short list, since PoCL
+    JIT-compiles every kernel once per local size."""
+    p = 1
+    while p < n and p < cap:
+        p *= 2
+    return p
+
+
+class CLExecutor(Executor):
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        self.launches = []
+        self.programs = set()
+
+    def kernel(self, file, name):
+        prg = self.backend.program(file)
+        self.programs.add(prg)
+        return self.backend.cl.Kernel(prg, name)
+
+    def launch(self, kernel, gsize, lsize):
+        """Record one launch; the global size is rounded up to whole work-groups."""
+        gsize = tuple(int(-(-g // l) * l) for g, l in zip(gsize, lsize))
+        self.launches.append((kernel, gsize, tuple(int(v) for v in lsize)))
+
+    def launch_2d(self, kernel, n, rows, cap=64):
+        """The common grid: (elements of a row, rows), work-groups along the row."""
+        self.launch(kernel, (max(n, 1), max(rows, 1)), (pow2_at_most(n, cap), 1))
+
+    def run(self):
+        enqueue, q = self.backend.cl.enqueue_nd_range_kernel, self.backend.queue
+        for k, g, l in self.launches:
+            enqueue(q, k, g, l)
+
+
+def contiguous_strides(shape):
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= int(d)
+    return list(reversed(out))
+
+
+def broadcast_strides(shape, out_shape):
+    """Element strides of a contiguous `shape` read as `out_shape` (numpy broadcasting)."""
+    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, contiguous_strides(shape))]
+
+
+def merge_dims(sizes, *strides):
+    """Drop unit dims and merge neighbours that are contiguous in every stride list:
+    (sizes, [strides...]) with at least one dim."""
+    dims = [(s, *st) for s, *st in zip(sizes, *strides) if s != 1]
+    merged = []
+    for d in dims:
+        if merged and all(p == q * d[0] for p, q in zip(merged[-1][1:], d[1:])):
+            merged[-1] = (merged[-1][0] * d[0], *d[1:])
+        else:
+            merged.append(d)
+    merged = merged or [(1,) + (0,) * len(strides)]
+    return [m[0] for m in merged], [[m[k] for m in merged] for k in range(1, len(strides) + 1)]
+
+
+def pad_left(values, n, fill):
+    return [fill] * (n - len(values)) + list(values)

@@ -1,0 +1,76 @@
+// Batched matrix product Y[b] = A[b] (M x K) * B[b] (K x N) (+ bias[n]), then the fused
+// activation. Batch dims broadcast through strides (0 on broadcast dims), up to 4 of them.
+// An invocation computes a 4 x 4 block of Y; rows/columns past the end are clamped, not stored.
+
+layout(local_size_x = 16, local_size_y = 4) in;
+#include "common.glsl"
+#include "act.glsl"
+
+layout(std430, binding = 0) readonly buffer A { float a[]; };
+layout(std430, binding = 1) readonly buffer B { float b[]; };
+#ifdef BIAS
+layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
+#endif
+layout(std430, binding = 3) writeonly buffer Y { float y[]; };
+
+uniform ivec3 u_mkn;       // M, K, N
+uniform ivec4 u_batch;     // batch dims, padded with 1 in front
+uniform ivec4 u_sa;        // A's element stride per batch dim
+uniform ivec4 u_sb;        // B's element stride per batch dim
+
+void main() {
+    int m = u_mkn.x;
+    int k = u_mkn.y;
+    int n = u_mkn.z;
+    int c0 = int(gl_GlobalInvocationID.x) * 4;
+    int r0 = int(gl_GlobalInvocationID.y) * 4;
+    if (c0 >= n || r0 >= m) {
+        return;
+    }
+    int bz = int(gl_GlobalInvocationID.z);
+    int ao = 0;
+    int bo = 0;
+    int rest = bz;
+    for (int d = 3; d >= 0; d--) {
+        int i = rest % u_batch[d];
+        rest = rest / u_batch[d];
+        ao += i * u_sa[d];
+        bo += i * u_sb[d];
+    }
+    int a0 = ao + min(r0, m - 1) * k;
+    int a1 = ao + min(r0 + 1, m - 1) * k;
+    int a2 = ao + min(r0 + 2, m - 1) * k;
+    int a3 = ao + min(r0 + 3, m - 1) * k;
+    int b0 = bo + min(c0, n - 1);
+    int b1 = bo + min(c0 + 1, n - 1);
+    int b2 = bo + min(c0 + 2, n - 1);
+    int b3 = bo + min(c0 + 3, n - 1);
+    vec4 acc0 = vec4(0.0);
+    vec4 acc1 = vec4(0.0);
+    vec4 acc2 = vec4(0.0);
+    vec4 acc3 = vec4(0.0);
+    for (int i = 0; i < k; i++) {
+        int row = i * n;
+        vec4 bv = vec4(b[b0 + row], b[b1 + row], b[b2 + row], b[b3 + row]);
+        acc0 += a[a0 + i] * bv;
+        acc1 += a[a1 + i] * bv;
+        acc2 += a[a2 + i] * bv;
+        acc3 += a[a3 + i] * bv;
+    }
+    vec4 acc[4] = vec4[4](acc0, acc1, acc2, acc3);
+    int yo = bz * m * n;
+    for (int j = 0; j < 4; j++) {
+        for (int t = 0; t < 4; t++) {
+            int r = r0 + j;
+            int c = c0 + t;
+            if (r < m && c < n) {
+#ifdef BIAS
+                float v = acc[j][t] + bias[c];
+#else
+                float v = acc[j][t];
+#endif
+                y[yo + r * n + c] = activate(v);
+            }
+        }
+    }
+}
