@@ -1,7 +1,7 @@
 """Small helpers every CPU kernel family shares: attribute access and kernel-time errors."""
 import numpy as np
 
-from engine.errors import InputError
+from engine.errors import InputError, ShapeError
 
 
 def attr_str(node, key, default):
@@ -23,7 +23,7 @@ def scalar(arr, default):
 def axis_of(node, axis, rank):
     """Normalize a possibly negative axis, naming the node when it is out of range."""
     if not -rank <= axis < max(rank, 1):
-        raise fail(node, f"axis {axis} is out of range for rank {rank}")
+        raise fail(node, f"axis {axis} is out of range for rank {rank}", ShapeError)
     return axis + rank if axis < 0 else axis
 
 

@@ -6,7 +6,7 @@ the node, never a numpy IndexError.
 import numpy as np
 
 from .kernels import kernel
-from .kernels_common import attr_str, axis_of, fail, ints, scalar
+from .kernels_common import attr_str, axis_of, fail, scalar
 
 
 def _checked(node, idx, dim, what="index"):

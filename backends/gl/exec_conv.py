@@ -72,6 +72,11 @@ class ConvGL(GLExecutor):
             defines["BIAS"] = 1
         uniforms.update({"u_in": (c, h, w), "u_kernel": (kh, kw, cg, mg), "u_step": step, "u_pad": pad})
         tensors = [self.inputs[0], self.inputs[1], bias, self.outputs[0]]
+        if not (group == c and cg == 1 and group > 1):
+            wt4 = np.asarray(self.ins[1].value, np.float32).reshape(group, mg, cg * kh * kw)
+            mb = -(-mg // 4)
+            wt4 = np.pad(wt4, [(0, 0), (0, mb * 4 - mg), (0, 0)], mode="edge").reshape(group, mb, 4, -1).transpose(0, 1, 3, 2)
+            tensors[1] = self.backend.upload(np.ascontiguousarray(wt4))
         if group == c and cg == 1 and group > 1:
             blocks = oh * -(-ow // 4)
             uniforms["u_out"] = (m, oh, ow, blocks)
@@ -82,11 +87,9 @@ class ConvGL(GLExecutor):
         if pointwise:
             defines["POINTWISE"] = 1
         mblocks = -(-mg // 4)
-        total = n * group * mblocks * blocks
-        uniforms.update({"u_out": (m, oh, ow, blocks), "u_mblocks": mblocks, "u_gm": group * mblocks,
-                         "u_total": total})
+        uniforms.update({"u_out": (m, oh, ow, blocks), "u_mblocks": mblocks})
         prog = self.program("conv2d", defines)
-        return [[Dispatch(prog, grid(total, 64), tensors, uniforms)]]
+        return [[Dispatch(prog, (-(-blocks // 64), group * mblocks, n), tensors, uniforms)]]
 
 
 @GLBackend.op("ConvTranspose")

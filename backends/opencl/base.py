@@ -61,13 +61,15 @@ def float32_only(ins, outs):
     return None
 
 
-def pow2_at_most(n, cap):
-    """The smallest power of two >= n, capped: local sizes from a short list, since PoCL
-    JIT-compiles every kernel once per local size."""
-    p = 1
-    while p < n and p < cap:
-        p *= 2
-    return p
+# PoCL JIT-compiles every kernel once per local size (0.2-2.6 s each here), so launches use a
+# few fixed work-group shapes instead of one fitted to each tensor; surplus work-items return.
+GROUP = 64  # elementwise, raster and reduction kernels (a power of two: tree reductions)
+ROWS = 32   # conv and GEMM kernels: pixels / columns per work-group
+
+
+def box_local(inner):
+    """Work-group of the 3-D (inner, next, rest) grids of raster and binary kernels."""
+    return (GROUP, 1, 1) if inner >= 16 else (4, 16, 1)
 
 
 class CLExecutor(Executor):
@@ -86,9 +88,9 @@ class CLExecutor(Executor):
         gsize = tuple(int(-(-g // l) * l) for g, l in zip(gsize, lsize))
         self.launches.append((kernel, gsize, tuple(int(v) for v in lsize)))
 
-    def launch_2d(self, kernel, n, rows, cap=64):
+    def launch_2d(self, kernel, n, rows, local=GROUP):
         """The common grid: (elements of a row, rows), work-groups along the row."""
-        self.launch(kernel, (max(n, 1), max(rows, 1)), (pow2_at_most(n, cap), 1))
+        self.launch(kernel, (n, rows), (local, 1))
 
     def run(self):
         enqueue, q = self.backend.cl.enqueue_nd_range_kernel, self.backend.queue

@@ -7,7 +7,7 @@ import numpy as np
 from engine.ops.nn import conv_geometry
 
 from . import OpenCLBackend
-from .base import CLExecutor, float32_only, fused_activation, i32, pow2_at_most
+from .base import ROWS, CLExecutor, float32_only, fused_activation, i32
 
 TM = 8  # output channels per work-item: the block size of the packed weights (conv.cl, gemm.cl)
 
@@ -59,7 +59,7 @@ class _ConvBase(CLExecutor):
         self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off,
                         i32(c // g), i32(h), i32(w), i32(m // g), i32(mb), i32(g), i32(n * g * mb),
                         i32(oh), i32(ow), *[i32(v) for v in geometry], *self._epilogue())
-        self.launch(self.k, (oh * ow, n * g * mb), (pow2_at_most(oh * ow, 32), 1))
+        self.launch_2d(self.k, oh * ow, n * g * mb, ROWS)
 
 
 @OpenCLBackend.op("Conv")
@@ -109,13 +109,13 @@ class ConvCL(_ConvBase):
             self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off, i32(c), i32(m // c),
                             i32(h), i32(w), i32(n * m), i32(oh), i32(ow),
                             *[i32(v) for v in self.geometry], *self._epilogue())
-            self.launch(self.k, (oh * ow, n * m), (pow2_at_most(oh * ow, 32), 1))
+            self.launch_2d(self.k, oh * ow, n * m, ROWS)
             return
         hw = h * w
         self.k.set_args(x.buf, x.off, i32(c * hw), i32(hw), i32(1), self.w.buf, self.b.buf,
                         y.buf, y.off, i32(m * hw), i32(hw), i32(1),
                         i32(m), i32(hw), i32(c), i32(self.blocks), *self._epilogue())
-        self.launch(self.k, (hw, self.blocks, n), (pow2_at_most(hw, 32), 1, 1))
+        self.launch(self.k, (hw, self.blocks, n), (ROWS, 1, 1))
 
 
 def transpose_geometry(node, in_sp, ksz, strides, dil, out):

@@ -2,8 +2,8 @@
 import numpy as np
 
 from . import OpenCLBackend
-from .base import (BINARY, UNARY, CLExecutor, broadcast_strides, f32, float32_only, i32,
-                   merge_dims, pad_left, pow2_at_most)
+from .base import (BINARY, GROUP, UNARY, CLExecutor, box_local, broadcast_strides, f32,
+                   float32_only, i32, merge_dims, pad_left)
 
 # Attribute defaults of the parametrized unary ops: op -> ((attr, default) for a, for b).
 _PARAMS = {"LeakyRelu": (("alpha", 0.01), None), "HardSigmoid": (("alpha", 0.2), ("beta", 0.5)),
@@ -46,7 +46,7 @@ class UnaryCL(CLExecutor):
         x, y = inputs[0], outputs[0]
         if y.size:
             self.k.set_args(x.buf, x.off, y.buf, y.off, i32(y.size), *self.args)
-            self.launch(self.k, (y.size,), (pow2_at_most(y.size, 64),))
+            self.launch(self.k, (y.size,), (GROUP,))
 
 
 def _binary_code(node):
@@ -84,8 +84,7 @@ class BinaryCL(CLExecutor):
         nz = d[0] * d[1] * d[2] * d[3]
         self.k.set_args(a.buf, a.off, b.buf, b.off, y.buf, y.off, self.code,
                         *[i32(v) for v in d[1:]], i32(nz), *[i32(v) for v in self.sa + self.sb])
-        lx = pow2_at_most(d[5], 64)
-        self.launch(self.k, (d[5], d[4], nz), (lx, pow2_at_most(d[4], 64 // lx), 1))
+        self.launch(self.k, (d[5], d[4], nz), box_local(d[5]))
 
 
 @OpenCLBackend.op("BatchNormalization")

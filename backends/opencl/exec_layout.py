@@ -5,7 +5,7 @@ import numpy as np
 from engine.geometry import MAX_DIMS, Region, lower
 
 from . import OpenCLBackend
-from .base import CLExecutor, i32, pad_left, pow2_at_most
+from .base import GROUP, CLExecutor, box_local, i32
 
 
 def word_dtypes(tensors):
@@ -25,8 +25,7 @@ def launch_region(exe, r, inputs, outputs):
     nz = int(np.prod(size[:4]))
     k.set_args(x.buf, i32(x.off + r.src_offset), y.buf, i32(y.off + r.dst_offset),
                *[i32(v) for v in size[1:]], i32(nz), *[i32(v) for v in ss], *[i32(v) for v in ds])
-    lx = pow2_at_most(size[5], 64)
-    exe.launch(k, (size[5], size[4], nz), (lx, pow2_at_most(size[4], 64 // lx), 1))
+    exe.launch(k, (size[5], size[4], nz), box_local(size[5]))
 
 
 @OpenCLBackend.op("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
@@ -75,6 +74,6 @@ class RasterCL(CLExecutor):
             word = np.array(value, dtype=y.dtype).view(np.uint32)
             fill = self.kernel("raster.cl", "fill")
             fill.set_args(y.buf, y.off, i32(y.size), np.uint32(word))
-            self.launch(fill, (y.size,), (pow2_at_most(y.size, 64),))
+            self.launch(fill, (y.size,), (GROUP,))
         for r in self.raster.regions:
             launch_region(self, r, inputs, outputs)

@@ -6,12 +6,12 @@ from engine.ops import norm_axis
 from engine.ops.reduce import reduce_axes
 
 from . import OpenCLBackend
-from .base import REDUCE, CLExecutor, f32, float32_only, i32, pow2_at_most
+from .base import GROUP, REDUCE, CLExecutor, f32, float32_only, i32
 
 
-def _group_launch(exe, kernel, length, groups):
-    ls = pow2_at_most(length, 64)
-    exe.launch(kernel, (ls, groups), (ls, 1))
+def _group_launch(exe, kernel, groups):
+    """One work-group per output line."""
+    exe.launch(kernel, (GROUP, groups), (GROUP, 1))
 
 
 @OpenCLBackend.op("Softmax", "LogSoftmax")
@@ -33,7 +33,7 @@ class SoftmaxCL(CLExecutor):
         if y.size:
             self.k.set_args(x.buf, x.off, y.buf, y.off, i32(self.length), i32(self.inner),
                             i32(self.node.op == "LogSoftmax"))
-            _group_launch(self, self.k, self.length, y.size // self.length)
+            _group_launch(self, self.k, y.size // self.length)
 
 
 @OpenCLBackend.op("LayerNormalization")
@@ -64,7 +64,7 @@ class LayerNormCL(CLExecutor):
         if y.size:
             self.k.set_args(x.buf, x.off, y.buf, y.off, s.buf, s.off, bb.buf, bb.off, i32(self.inner),
                             f32(self.node.attrs.get("epsilon", 1e-5)), i32(b is not None))
-            _group_launch(self, self.k, self.inner, y.size // self.inner)
+            _group_launch(self, self.k, y.size // self.inner)
 
 
 def reduce_groups(shape, axes):
@@ -115,4 +115,4 @@ class ReduceCL(CLExecutor):
         x, y = inputs[0], outputs[0]
         if y.size:
             self.k.set_args(x.buf, x.off, y.buf, y.off, *self.args)
-            _group_launch(self, self.k, self.count, y.size)
+            _group_launch(self, self.k, y.size)

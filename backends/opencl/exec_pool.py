@@ -5,7 +5,7 @@ import numpy as np
 from engine.ops.nn import resolve_pads
 
 from . import OpenCLBackend
-from .base import CLExecutor, float32_only, i32, pow2_at_most
+from .base import GROUP, CLExecutor, float32_only, i32
 
 
 def _as_2d(shape):
@@ -69,5 +69,4 @@ class GlobalPoolCL(CLExecutor):
         hw = int(np.prod(x.shape[2:]))
         if y.size and hw:
             self.k.set_args(x.buf, x.off, y.buf, y.off, i32(hw), i32(self.node.op == "GlobalMaxPool"))
-            ls = pow2_at_most(hw, 64)
-            self.launch(self.k, (ls, y.size), (ls, 1))
+            self.launch(self.k, (GROUP, y.size), (GROUP, 1))

@@ -8,8 +8,8 @@ layout(local_size_x = 64) in;
 #include "common.glsl"
 #include "act.glsl"
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer W { float w[]; };
+layout(std430, binding = 0) readonly buffer X { vec4 x4[]; };
+layout(std430, binding = 1) readonly buffer W { vec4 w4[]; };
 #ifdef BIAS
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 #endif
@@ -21,23 +21,19 @@ uniform ivec4 u_kernel;    // KH, KW, C per group, M per group
 uniform ivec4 u_step;      // stride y, stride x, dilation y, dilation x
 uniform ivec2 u_pad;       // top, left
 uniform int u_mblocks;     // blocks of 4 output channels per group
-uniform int u_gm;          // groups * u_mblocks
-uniform int u_total;       // invocations: N * u_gm * pixel blocks
 
 float load(int row, int ix) {
-    return (ix >= 0 && ix < u_in.z) ? x[row + ix] : 0.0;
+    return 0.0;
 }
 
 void main() {
-    int id = flat_id();
-    if (id >= u_total) {
+    int blk = int(gl_GlobalInvocationID.x);
+    if (blk >= u_out.w) {
         return;
     }
-    int blk = id % u_out.w;
-    int gm = (id / u_out.w) % u_gm;
-    int n = id / (u_out.w * u_gm);
-    int g = gm / u_mblocks;
-    int mg0 = (gm % u_mblocks) * 4;
+    int g = int(gl_GlobalInvocationID.y) / u_mblocks;
+    int mg0 = (int(gl_GlobalInvocationID.y) % u_mblocks) * 4;
+    int n = int(gl_GlobalInvocationID.z);
     int mg = u_kernel.w;
     int ksize = u_kernel.x * u_kernel.y;
     int wstride = u_kernel.z * ksize;
@@ -59,13 +55,15 @@ void main() {
     int q1 = min(p0 + 1, last);
     int q2 = min(p0 + 2, last);
     int q3 = min(p0 + 3, last);
+    int wq = (g * u_mblocks + mg0 / 4) * u_kernel.z;
     for (int c = 0; c < u_kernel.z; c++) {
         int xc = xbase + c * plane;
-        vec4 wv = vec4(w[w0 + c], w[w1 + c], w[w2 + c], w[w3 + c]);
-        acc0 += wv * x[xc + q0];
-        acc1 += wv * x[xc + q1];
-        acc2 += wv * x[xc + q2];
-        acc3 += wv * x[xc + q3];
+        vec4 wv = w4[wq + c];
+        vec4 xv = x4[(xc + p0) / 4];
+        acc0 += wv * xv.x;
+        acc1 += wv * xv.y;
+        acc2 += wv * xv.z;
+        acc3 += wv * xv.w;
     }
     int outs = u_out.y * u_out.z;
     int pix[4] = int[4](p0, p0 + 1, p0 + 2, p0 + 3);
@@ -77,6 +75,7 @@ void main() {
     int iy0 = oy * u_step.x - u_pad.x;
     int ix0 = ox0 * u_step.y - u_pad.y;
     int sx = u_step.y;
+    int wq = (g * u_mblocks + mg0 / 4) * u_kernel.z * ksize;
     for (int c = 0; c < u_kernel.z; c++) {
         int xc = xbase + c * plane;
         int wc = c * ksize;
@@ -88,7 +87,7 @@ void main() {
             int row = xc + iy * u_in.z;
             int wk = wc + ky * u_kernel.y;
             for (int kx = 0; kx < u_kernel.y; kx++) {
-                vec4 wv = vec4(w[w0 + wk + kx], w[w1 + wk + kx], w[w2 + wk + kx], w[w3 + wk + kx]);
+                vec4 wv = w4[wq + wk + kx];
                 int ix = ix0 + kx * u_step.w;
                 acc0 += wv * load(row, ix);
                 acc1 += wv * load(row, ix + sx);
