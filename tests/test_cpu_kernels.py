@@ -304,6 +304,8 @@ CONV_CASES = [  # x shape, w shape, attrs
     ((1, 3, 9, 8), (4, 3, 4, 4), {"strides": [3, 2], "auto_pad": "SAME_LOWER"}),
     ((1, 3, 9, 8), (4, 3, 3, 2), {"auto_pad": "VALID", "strides": [2, 2]}),
     ((1, 8, 5, 6), (4, 8, 1, 1), {}),
+    ((2, 6, 5, 4), (9, 2, 1, 1), {"group": 3}),
+    ((1, 6, 7, 8), (4, 6, 1, 1), {"strides": [2, 3]}),
     ((2, 3, 17), (5, 3, 4), {"strides": [2], "pads": [3, 1], "dilations": [2]}),
     ((1, 4, 13), (4, 1, 5), {"group": 4, "pads": [2, 2]}),
     ((1, 2, 5, 6, 7), (3, 2, 2, 3, 2), {"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 2]}),
@@ -560,6 +562,14 @@ def test_resize_scales_output_size():
     check("Resize", [rand(1, 1, 2, 20), None, np.array([1, 1, 1, 0.45], F32)], {"mode": "nearest"})
     # A shape left unchanged by scales != 1 is a copy.
     check("Resize", [rand(1, 1, 3, 3), None, np.array([1, 1, 1.25, 1.25], F32)], {"mode": "linear"})
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize("exclude", [0, 1])
+@pytest.mark.parametrize("target", RESIZE_TARGETS[1:4])
+def test_resize_antialias(mode, exclude, target):
+    attrs = {"mode": mode, "antialias": 1, "exclude_outside": exclude}
+    check("Resize", _resize_inputs(rand(2, 3, 9, 11), *target), attrs)
 
 
 @pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
@@ -929,8 +939,63 @@ def test_float16_stays_float16(op, make, attrs):
     ("Expand", lambda: [rand(2, 3), ints_(4, 3)], {}, "ShapeError"),
     ("TopK", lambda: [rand(2, 3), ints_(4)], {}, "InputError"),
     ("Concat", lambda: [rand(2, 3), rand(2, 3)], {"axis": 2}, "ShapeError"),
+    ("Conv", lambda: [rand(1, 4, 5, 5), rand(2, 3, 3, 3)], {}, "ShapeError"),
+    ("Conv", lambda: [rand(1, 3, 2, 2), rand(2, 3, 3, 3)], {}, "ShapeError"),
 ])
 def test_errors_name_the_node(op, inputs, attrs, error):
     import engine.errors
     with pytest.raises(getattr(engine.errors, error), match=f"test_{op}"):
         run_kernel(op, inputs(), attrs)
+
+
+# --------------------------------------------------------------------------- quantization
+U8, I8 = np.uint8, np.int8
+
+
+@pytest.mark.parametrize("dtype", [U8, I8, np.int16, np.uint16])
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_quantize_dequantize(dtype, per_axis):
+    x = rand(2, 3, 4, 5, lo=-30, hi=30)
+    x[0, 0, 0, :3] = [0.5, 1.5, -2.5]  # halves round to even
+    scale = rand(3, lo=0.1, hi=0.5) if per_axis else np.array(0.25, F32)
+    zero = rand(3, dtype=dtype, lo=0, hi=5) if per_axis else np.array(3, dtype)
+    check("QuantizeLinear", [x, scale, zero], {"axis": 1})
+    q = rand(2, 3, 4, 5, dtype=dtype, lo=0, hi=100)
+    check("DequantizeLinear", [q, scale, zero], {"axis": 1})
+
+
+def test_quantize_blocked_and_defaults():
+    x = rand(4, 6, lo=-10, hi=10)
+    scale = rand(4, 2, lo=0.05, hi=0.3)
+    check("QuantizeLinear", [x, scale, np.zeros((4, 2), I8)], {"axis": 1, "block_size": 3})
+    check("DequantizeLinear", [rand(4, 6, dtype=I8, lo=-50, hi=50), scale], {"axis": 1, "block_size": 3})
+    check("QuantizeLinear", [x, np.array(0.1, F32)])  # no zero point: uint8
+    check("DequantizeLinear", [rand(7, dtype=np.int32, lo=-900, hi=900), np.array(0.01, F32)])
+
+
+def test_dynamic_quantize_linear():
+    check("DynamicQuantizeLinear", [rand(5, 7, lo=-3, hi=6)], n_out=3)
+    check("DynamicQuantizeLinear", [rand(5, 7, lo=0.5, hi=6)], n_out=3)
+
+
+def test_integer_matmul_and_conv():
+    a, b = rand(3, 5, 8, dtype=U8, lo=0, hi=255), rand(8, 6, dtype=U8, lo=0, hi=255)
+    check("MatMulInteger", [a, b, np.array(12, U8), np.array(130, U8)])
+    # onnxruntime refuses a per-row zero point of A, which the spec allows: B's per column only
+    check("MatMulInteger", [a[0], b, np.array(9, U8), rand(6, dtype=U8, lo=0, hi=200)])
+    x, w = rand(1, 4, 7, 6, dtype=U8, lo=0, hi=255), rand(6, 2, 3, 3, dtype=U8, lo=0, hi=255)
+    check("ConvInteger", [x, w, np.array(7, U8), np.array(128, U8)], {"group": 2, "pads": [1, 1, 1, 1]})
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qlinear_matmul_conv(per_channel):
+    a, b = rand(3, 8, dtype=U8, lo=0, hi=255), rand(8, 6, dtype=I8, lo=-127, hi=127)
+    bs = rand(6, lo=0.01, hi=0.05) if per_channel else np.array(0.02, F32)
+    bz = np.zeros(6 if per_channel else (), I8)
+    check("QLinearMatMul", [a, np.array(0.05, F32), np.array(120, U8), b, bs, bz,
+                            np.array(0.7, F32), np.array(100, U8)])
+    x, w = rand(1, 4, 7, 6, dtype=U8, lo=0, hi=255), rand(6, 4, 3, 3, dtype=I8, lo=-127, hi=127)
+    ws = rand(6, lo=0.005, hi=0.02) if per_channel else np.array(0.01, F32)
+    check("QLinearConv", [x, np.array(0.03, F32), np.array(128, U8), w, ws, np.zeros(ws.shape, I8),
+                          np.array(0.4, F32), np.array(90, U8), rand(6, dtype=np.int32, lo=-500, hi=500)],
+          {"pads": [1, 1, 1, 1], "strides": [2, 1]})

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from engine.errors import ShapeError
 from engine.ops.nn import conv_geometry, conv_out_dim
 
 from .kernels import kernel
@@ -70,18 +71,24 @@ def _conv_depthwise(win, w):
 
 @kernel("Conv")
 def conv(node, x, w, b=None):
-    if x.ndim < 3 or w.ndim != x.ndim:
-        raise fail(node, f"input {x.shape} and weight {w.shape} must have the same rank >= 3")
     group = node.attrs.get("group", 1)
+    if x.ndim < 3 or w.ndim != x.ndim or x.shape[1] != w.shape[1] * group or w.shape[0] % group:
+        raise fail(node, f"input {x.shape} does not fit weight {w.shape} with group {group}", ShapeError)
     ksz = w.shape[2:]
     nd = len(ksz)
     strides, dil, pads = conv_geometry(node, x.shape, ksz)
     out = [conv_out_dim(x.shape[2 + i], ksz[i], strides[i], dil[i], pads[i], pads[i + nd])
            for i in range(nd)]
+    if min(out) <= 0:
+        raise fail(node, f"kernel {ksz} does not fit the padded input {x.shape}", ShapeError)
     xp = pad_spatial(x, pads)
     win = windows(xp, ksz, strides, dil, out)
     if group == x.shape[1] and w.shape[1] == 1 and group > 1:
         y = _conv_depthwise(win, w)
+    elif math.prod(ksz) == 1 and xp is x and all(s == 1 for s in strides):
+        # pointwise: the input already is the column matrix
+        y = np.matmul(w.reshape(group, -1, w.shape[1]), x.reshape(x.shape[0], group, w.shape[1], -1))
+        y = y.reshape(x.shape[0], w.shape[0], *out)
     else:
         row_bytes = win.size // out[0] * w.itemsize
         band = max(1, _COLS_BUDGET // max(row_bytes, 1))
@@ -117,6 +124,8 @@ def conv_transpose(node, x, w, b=None):
     in_sp, ksz = x.shape[2:], w.shape[2:]
     nd = len(ksz)
     group = node.attrs.get("group", 1)
+    if x.ndim < 3 or w.ndim != x.ndim or w.shape[0] != c or c % group:
+        raise fail(node, f"input {x.shape} does not fit weight {w.shape} with group {group}", ShapeError)
     mg = w.shape[1]
     strides = list(node.attrs.get("strides", [1] * nd))
     dil = list(node.attrs.get("dilations", [1] * nd))

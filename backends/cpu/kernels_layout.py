@@ -132,6 +132,22 @@ def expand(node, x, shape):
         raise fail(node, f"cannot expand {x.shape} to {tuple(ints(shape))}", ShapeError) from None
 
 
+@kernel("CenterCropPad")
+def center_crop_pad(node, x, shape):
+    axes = [axis_of(node, a, x.ndim) for a in node.attrs.get("axes") or range(x.ndim)]
+    target = list(x.shape)
+    for a, s in zip(axes, ints(shape)):
+        target[a] = s
+    # the centered window: cropped where the input is larger, zero-padded where it is smaller
+    src = tuple(slice((d - t) // 2, (d - t) // 2 + t) if t < d else slice(None)
+                for d, t in zip(x.shape, target))
+    dst = tuple(slice((t - d) // 2, (t - d) // 2 + d) if t > d else slice(None)
+                for d, t in zip(x.shape, target))
+    out = np.zeros(target, dtype=x.dtype)
+    out[dst] = x[src]
+    return out
+
+
 @kernel("DepthToSpace")
 def depth_to_space(node, x):
     b = node.attrs["blocksize"]
@@ -147,5 +163,8 @@ def depth_to_space(node, x):
 def space_to_depth(node, x):
     b = node.attrs["blocksize"]
     n, c, h, w = x.shape
-    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // b, b, w // b, b)
+    # the inverse of DepthToSpace: DCR puts the block offset before the channel, CRD after
+    crd = attr_str(node, "mode", "DCR") == "CRD"
+    y = y.transpose(0, 1, 3, 5, 2, 4) if crd else y.transpose(0, 3, 5, 1, 2, 4)
     return y.reshape(n, c * b * b, h // b, w // b)

@@ -1,5 +1,5 @@
 """Kernels that make tensors from shapes or scalars -- Shape, Size, ConstantOfShape, Range,
-EyeLike -- and the scans CumSum and Unique."""
+EyeLike -- the scans CumSum/CumProd and Unique, and Det."""
 import numpy as np
 
 from engine.onnx_types import onnx_dtype
@@ -45,15 +45,21 @@ def eye_like(node, x):
     return np.eye(x.shape[0], x.shape[1], k=node.attrs.get("k", 0), dtype=dt)
 
 
-@kernel("CumSum")
-def cumsum(node, x, axis):
+@kernel("CumSum", "CumProd")
+def cumulative(node, x, axis):
     a = axis_of(node, int(scalar(axis, 0)), x.ndim)
     y = np.flip(x, a) if node.attrs.get("reverse", 0) else x
-    out = np.cumsum(y, axis=a, dtype=x.dtype)
+    scan, identity = (np.cumsum, 0) if node.op == "CumSum" else (np.cumprod, 1)
+    out = scan(y, axis=a, dtype=x.dtype)
     if node.attrs.get("exclusive", 0):
         out = np.roll(out, 1, axis=a)
-        out[(slice(None),) * a + (0,)] = 0
+        out[(slice(None),) * a + (0,)] = identity
     return np.flip(out, a) if node.attrs.get("reverse", 0) else out
+
+
+@kernel("Det")
+def det(node, x):
+    return np.linalg.det(x).astype(x.dtype, copy=False)
 
 
 @kernel("Unique")

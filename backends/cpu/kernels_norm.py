@@ -59,6 +59,14 @@ def layer_norm(node, x, scale, bias=None):
     return (y, mean.astype(stash, copy=False), inv_std.astype(stash, copy=False))[:len(node.outputs)]
 
 
+@kernel("RMSNormalization")
+def rms_norm(node, x, scale):
+    axis = axis_of(node, node.attrs.get("axis", -1), x.ndim)
+    xs = x.astype(_stat_dtype(x), copy=False)
+    ms = (xs * xs).mean(axis=tuple(range(axis, x.ndim)), keepdims=True)
+    return (xs / np.sqrt(ms + node.attrs.get("epsilon", 1e-5)) * scale).astype(x.dtype, copy=False)
+
+
 @kernel("GroupNormalization")
 def group_norm(node, x, scale, bias):
     n, c = x.shape[:2]
@@ -92,8 +100,8 @@ def lp_normalization(node, x):
     p = node.attrs.get("p", 2)
     norm = np.abs(x).sum(axis=axis, keepdims=True) if p == 1 else \
         np.sqrt((x * x).sum(axis=axis, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return x / norm
+    # an all-zero slice stays zero (ONNX Runtime and the ONNX tests), not 0/0
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm != 0)
 
 
 @kernel("MeanVarianceNormalization")
@@ -108,16 +116,18 @@ def mean_variance_normalization(node, x):
 @kernel("Softmax")
 def softmax(node, x):
     axis = axis_of(node, node.attrs.get("axis", -1), x.ndim)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    e /= e.sum(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: nan, as in ONNX Runtime
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
 @kernel("LogSoftmax")
 def log_softmax(node, x):
     axis = axis_of(node, node.attrs.get("axis", -1), x.ndim)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 @kernel("Hardmax")

@@ -43,17 +43,15 @@ def _lowest(dtype):
 
 @kernel("MaxPool")
 def max_pool(node, x):
-    taps, (ksz, strides, dil, pads, out) = _taps(node, x, _lowest(x.dtype))
+    lowest = _lowest(x.dtype)
+    taps, (ksz, strides, dil, pads, out) = _taps(node, x, lowest)
     want_indices = len(node.outputs) > 1 and bool(node.outputs[1])
-    y = best = None
-    for k, (t, v) in enumerate(taps):
-        if y is None:
-            y = v.copy()
-            best = np.zeros(y.shape, dtype=np.int64) if want_indices else None
-            continue
+    # NaN propagates (IEEE max); ties keep the first tap's index
+    y = np.full(x.shape[:2] + tuple(out), lowest, dtype=x.dtype)
+    best = np.zeros(y.shape, dtype=np.int64) if want_indices else None
+    for k, (_, v) in enumerate(taps):
         if want_indices:
-            better = v > y
-            best[better] = k
+            best[v > y] = k
         np.maximum(y, v, out=y)
     if not want_indices:
         return y

@@ -17,8 +17,18 @@ def _sum(x, axis, keep):
     return np.sum(x, axis=axis, keepdims=keep, dtype=_acc(x)).astype(x.dtype, copy=False)
 
 
+def _extreme(dtype, sign):
+    """The identity of max (sign -1) or min (sign +1) over an empty set, as ONNX defines it."""
+    if dtype == np.bool_:
+        return sign > 0
+    if dtype.kind == "f":
+        return sign * np.inf
+    info = np.iinfo(dtype)
+    return info.max if sign > 0 else info.min
+
+
 def _log_sum_exp(x, axis, keep):
-    m = np.max(x, axis=axis, keepdims=True)
+    m = np.max(x, axis=axis, keepdims=True, initial=_extreme(x.dtype, -1))
     m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
     s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True, dtype=x.dtype)) + m
     return s if keep else np.squeeze(s, axis=axis)
@@ -27,8 +37,8 @@ def _log_sum_exp(x, axis, keep):
 _REDUCE = {
     "ReduceSum": _sum,
     "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=_acc(x)).astype(x.dtype, copy=False),
-    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k),
-    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k),
+    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, initial=_extreme(x.dtype, -1)),
+    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, initial=_extreme(x.dtype, 1)),
     "ReduceProd": lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceL1": lambda x, a, k: _sum(np.abs(x), a, k),
     "ReduceL2": lambda x, a, k: np.sqrt(_sum(x * x, a, k)).astype(x.dtype, copy=False),
@@ -48,8 +58,6 @@ def reduce(node, x, axes=None):
     else:
         axis = () if node.attrs.get("noop_with_empty_axes", 0) else None
     keep = bool(node.attrs.get("keepdims", 1))
-    if x.size == 0 and node.op in ("ReduceMax", "ReduceMin", "ReduceLogSumExp"):
-        raise fail(node, f"cannot take {node.op} over an empty tensor {x.shape}")
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(_REDUCE[node.op](x, axis, keep))
 

@@ -51,6 +51,11 @@ def silu(node, x):
     return x * sigmoid(node, x)
 
 
+@kernel("Swish")
+def swish(node, x):
+    return x * sigmoid(node, x * node.attrs.get("alpha", 1.0))
+
+
 @kernel("HardSigmoid")
 def hard_sigmoid(node, x, alpha=None, beta=None):
     alpha = node.attrs.get("alpha", 0.2) if alpha is None else alpha

@@ -33,6 +33,8 @@ GEMM_S_PER_FLOP = 1 / 150e9
 THIN_S_PER_FLOP = 1 / 60e9
 COPY_S_PER_ELEM = 0.5e-9
 CALL_S = 2e-6
+# Tile rows are transformed and multiplied in blocks of about this many bytes of tiles.
+BLOCK_BYTES = 2 << 20
 
 
 @lru_cache(maxsize=None)
@@ -111,15 +113,17 @@ class WinogradConv(ConvCPU):
         self.unit = m = best_unit(g)
         self.a = a = m + 2
         self.th, self.tw = tiles(g, m)
-        self.t = self.th * self.tw
         at, bt, gm = transforms(m)
-        self.kin = np.kron(bt, bt).astype(np.float32)             # (a^2, a^2)
-        self.kout = np.kron(at, at).astype(np.float32)            # (m^2, a^2)
+        self.bt, self.at = bt.astype(np.float32), at.astype(np.float32)
         self.u = self.prepared(f"winograd{m}", lambda w: self._transform_weights(w, gm))
         self.pad = PaddedInput(g, self.th * m + 2, self.tw * m + 2)
         self.bias3 = self.bias_column().reshape(g.m, 1, 1) if self.bias is not None else None
-        self.big = max(a * a * g.c, a * a * g.m) * self.t         # D then M
-        self.small = max(a * a * g.c, m * m * g.m) * self.t       # V then Y
+        # Tile rows per block: the block's transformed tiles stay near the cache.
+        per_row = 4 * a * a * max(g.c, g.m) * self.tw
+        self.rows = max(1, min(self.th, BLOCK_BYTES // per_row))
+        tb = self.rows * self.tw
+        self.x1 = max(a * a * g.c, m * a * g.m) * tb
+        self.x2 = a * a * max(g.c, g.m) * tb
 
     def _transform_weights(self, w, gm):
         """U (a^2, K, C) = G g G^T for every (K, C) kernel, in float64 then rounded once."""
@@ -127,44 +131,53 @@ class WinogradConv(ConvCPU):
         return np.ascontiguousarray(u.reshape(self.a * self.a, self.g.m, self.g.c), np.float32)
 
     def scratch_bytes(self):
-        return 4 * (self.pad.floats + self.big + self.small + self.tmp_floats())
+        return 4 * (self.pad.floats + self.x1 + self.x2 + self.tmp_floats())
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
-        g, a, m, t = self.g, self.a, self.unit, self.t
         self.pad.bind(self.flat)
-        at = self.pad.floats
-        big = self.flat[at:at + self.big]
-        small = self.flat[at + self.big:at + self.big + self.small]
-        self.d = big[:a * a * g.c * t].reshape(a * a, g.c * t)
-        self.mm = big[:a * a * g.m * t].reshape(a * a, g.m, t)
-        self.v = small[:a * a * g.c * t].reshape(a * a, g.c, t)
-        self.y = small[:m * m * g.m * t].reshape(m, m, g.m, self.th, self.tw)
+        pos = self.pad.floats
+        self.buf1 = self.flat[pos:pos + self.x1]
+        self.buf2 = self.flat[pos + self.x1:pos + self.x1 + self.x2]
         buf = self.pad.buf
         sc, sh, sw = buf.strides
-        self.tiles_view = as_strided(buf, (a, a, g.c, self.th, self.tw), (sh, sw, sc, sh * m, sw * m),
-                                     writeable=False)
-        # Output positions (i, j) of every tile: rows i, i+m, ... cropped at the image edge.
-        self.scatter = []
-        for i in range(m):
-            for j in range(m):
-                rows, cols = len(range(i, g.oh, m)), len(range(j, g.ow, m))
-                self.scatter.append((self.y[i, j, :, :rows, :cols], (i, j)))
+        m = self.unit
+        self.tiles_view = as_strided(buf, (self.a, self.a, self.g.c, self.th, self.tw),
+                                     (sh, sw, sc, sh * m, sw * m), writeable=False)
 
     def run(self):
-        g, m = self.g, self.unit
+        g = self.g
         x, out = self.inputs[0], self.outputs[0]
         for n in range(g.n):
             self.pad.fill(x[n])
-            np.copyto(self.d.reshape(self.tiles_view.shape), self.tiles_view)
-            np.matmul(self.kin, self.d, out=self.v.reshape(self.kin.shape[0], -1))
-            np.matmul(self.u, self.v, out=self.mm)
-            np.matmul(self.kout, self.mm.reshape(self.kout.shape[1], -1), out=self.y.reshape(m * m, -1))
             y = out[n]
-            for src, (i, j) in self.scatter:
-                dst = y[:, i::m, j::m]
+            for r0 in range(0, self.th, self.rows):
+                self._block(y, r0, min(self.rows, self.th - r0))
+            self.epilogue.activate(y, self.image_tmp(y))
+
+    def _block(self, y, r0, rows):
+        """Tile rows [r0, r0 + rows): gather, transform, multiply, transform back, scatter."""
+        g, a, m = self.g, self.a, self.unit
+        t = rows * self.tw
+        d = self.buf1[:a * a * g.c * t]
+        v1 = self.buf2[:a * a * g.c * t]
+        np.copyto(d.reshape(a, a, g.c, rows, self.tw), self.tiles_view[:, :, :, r0:r0 + rows])
+        # B^T d B as two thin GEMMs: B^T on the tile's rows, then on its columns.
+        np.matmul(self.bt, d.reshape(a, -1), out=v1.reshape(a, -1))
+        v = d
+        np.matmul(self.bt, v1.reshape(a, a, -1), out=v.reshape(a, a, -1))
+        mm = self.buf2[:a * a * g.m * t].reshape(a * a, g.m, t)
+        np.matmul(self.u, v.reshape(a * a, g.c, t), out=mm)
+        y1 = self.buf1[:m * a * g.m * t]
+        np.matmul(self.at, mm.reshape(a, -1), out=y1.reshape(m, -1))
+        ys = self.buf2[:m * m * g.m * t]
+        np.matmul(self.at, y1.reshape(m, a, -1), out=ys.reshape(m, m, -1))
+        ys = ys.reshape(m, m, g.m, rows, self.tw)
+        for i in range(m):
+            for j in range(m):
+                dst = y[:, r0 * m + i:(r0 + rows) * m:m, j::m]  # numpy crops at the image edge
+                src = ys[i, j, :, :dst.shape[1], :dst.shape[2]]
                 if self.bias3 is not None:
                     np.add(src, self.bias3, out=dst)
                 else:
                     np.copyto(dst, src)
-            self.epilogue.activate(y, self.image_tmp(y))

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from engine.backend import Backend, register_backend
-from engine.errors import BackendUnavailable
+from engine.errors import BackendUnavailable, MixnnError
 from engine.memory import align_up
 
 from .context import debug_level, gl_context
@@ -30,6 +30,11 @@ def default_cache_dir(config) -> str:
     return os.path.join(base, "gl")
 
 
+def _check_device(device):
+    if device != 0:
+        raise BackendUnavailable(f"gl: device {device} does not exist (the EGL default display is device 0)")
+
+
 @register_backend("gl")
 class GLBackend(Backend):
     alignment = 256  # replaced by the device's SSBO offset alignment when opened
@@ -37,12 +42,12 @@ class GLBackend(Backend):
 
     @classmethod
     def probe(cls, device=0):
-        if device != 0:
-            raise BackendUnavailable(f"gl: device {device} does not exist (the EGL default display is device 0)")
+        _check_device(device)
         return gl_context().device
 
     def __init__(self, device=0, config=None):
         super().__init__(device, config)
+        _check_device(device)
         cache_dir = default_cache_dir(config)
         self.glc = gl_context(cache_dir)
         self.ctx = self.glc.ctx
@@ -53,6 +58,8 @@ class GLBackend(Backend):
         self._final_bits = moderngl.SHADER_STORAGE_BARRIER_BIT | moderngl.BUFFER_UPDATE_BARRIER_BIT
         self.barrier = functools.partial(self.ctx.memory_barrier, self._storage_bit)
         self._chunk = None  # (buffer, bytes used) of the static chunk being filled
+        self.static_bytes = 0  # constants really on the device (repacked ones included)
+        self._derived = {}
 
     def describe(self):
         return self.glc.device
@@ -69,16 +76,29 @@ class GLBackend(Backend):
 
     def upload(self, array):
         array = np.ascontiguousarray(array)
+        return GLTensor(None, 0, array.shape, array.dtype, pending=(array, self._place_static))
+
+    def upload_derived(self, key, sources, make):
+        """A constant computed from graph constants (repacked weights...): uploaded once per
+        session however often shapes change, keyed by `key` and the identity of `sources`
+        (kept alive here, so that an id is never reused)."""
+        k = (key, *map(id, sources))
+        if k not in self._derived:
+            self._derived[k] = (sources, self.upload(make()))
+        return self._derived[k][1]
+
+    def _place_static(self, array):
+        """Write a constant into the static chunk being filled: (buffer, byte offset)."""
         nbytes = max(array.nbytes, 1)
         if self._chunk is None or align_up(self._chunk[1], self.alignment) + nbytes > self._chunk[0].size:
             self._chunk = (self.allocate(max(STATIC_CHUNK, nbytes)), 0)
         buf, used = self._chunk
         offset = align_up(used, self.alignment)
         self._chunk = (buf, offset + nbytes)
-        t = GLTensor(buf, offset, array.shape, array.dtype)
         if array.nbytes:
             buf.write(array, offset=offset)
-        return t
+        self.static_bytes += array.nbytes
+        return buf, offset
 
     def write(self, tensor, host):
         tensor.buf.write(np.ascontiguousarray(host, dtype=tensor.dtype), offset=tensor.offset)
@@ -92,17 +112,26 @@ class GLBackend(Backend):
 
     # -- execution ------------------------------------------------------------------
     def _steps(self, executors):
+        """The subgraph as one flat list of calls; checks what GL would only flag in ctx.error."""
         steps = []
         for e in executors:
-            for stage in e.plan:
+            for stage in e.bound:
+                for d in stage:
+                    for _, binding, offset, size in d.binds:
+                        if offset % self.alignment or size <= 0:
+                            raise MixnnError(f"gl: node '{e.node.name}' ({e.node.op}) binds {size} B at offset "
+                                             f"{offset} to SSBO {binding}; offsets must be multiples of {self.alignment}")
                 steps.extend(stage)
                 steps.append(self.barrier)
+        error = self.ctx.error
+        if error != "GL_NO_ERROR":
+            raise MixnnError(f"gl: {error} while preparing {', '.join(e.node.name for e in executors[:5])}")
         return steps
 
     def compile(self, executors):
+        steps = self._steps(executors)
         if debug_level() >= 2:
             return functools.partial(self._run_traced, executors)
-        steps = self._steps(executors)
         if steps:
             steps[-1] = functools.partial(self.ctx.memory_barrier, self._final_bits)
         finish = self.ctx.finish

@@ -6,6 +6,8 @@ between stages and between executors, so `run` and the compiled subgraph only re
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from engine.backend import Executor
@@ -15,13 +17,24 @@ LOCAL = 128         # invocations per workgroup of 1-D kernels: the GLES 3.1 min
 
 
 class GLTensor:
-    """A tensor: `nbytes` at byte `offset` of a moderngl buffer (arena or static pool)."""
-    __slots__ = ("buf", "offset", "shape", "dtype", "nbytes")
+    """A tensor: `nbytes` at byte `offset` of a moderngl buffer (arena or static pool).
 
-    def __init__(self, buf, offset, shape, dtype):
-        self.buf, self.offset = buf, int(offset)
+    A constant starts with no buffer (`pending` holds the host array and the backend's static
+    pool): it reaches the device when a dispatch first binds it, so constants that executors
+    only read on the host (weights they repack, shape inputs) never take device memory."""
+    __slots__ = ("buf", "offset", "shape", "dtype", "nbytes", "pending")
+
+    def __init__(self, buf, offset, shape, dtype, pending=None):
+        self.buf, self.offset, self.pending = buf, int(offset), pending
         self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
         self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def materialize(self):
+        if self.buf is None:
+            array, pool = self.pending
+            self.buf, self.offset = pool(array)
+            self.pending = None
+        return self
 
     def __repr__(self):
         return f"GLTensor({self.shape}, {self.dtype}, +{self.offset})"
@@ -37,19 +50,21 @@ def grid(n: int, local: int = LOCAL) -> tuple:
 
 class Dispatch:
     """One compute dispatch: bind tensors to SSBO bindings, set uniforms if needed, run."""
-    __slots__ = ("prog", "groups", "binds", "uniforms")
+    __slots__ = ("prog", "groups", "binds", "uniforms", "serial")
+    _serials = itertools.count()
 
     def __init__(self, prog, groups, tensors: list, uniforms: dict):
         self.prog, self.groups = prog, tuple(int(g) for g in groups)
-        self.binds = [(t.buf, k, t.offset, t.nbytes) for k, t in enumerate(tensors) if t is not None]
+        self.serial = next(self._serials)  # names the owner of the program's uniforms
+        self.binds = [(t.materialize().buf, k, t.offset, t.nbytes) for k, t in enumerate(tensors) if t is not None]
         self.uniforms = prog.pack(uniforms)
 
     def __call__(self):
         prog = self.prog
-        if prog.owner is not self:
+        if prog.owner != self.serial:
             for u, blob in self.uniforms:
                 u.write(blob)
-            prog.owner = self
+            prog.owner = self.serial
         for buf, binding, offset, size in self.binds:
             buf.bind_to_storage_buffer(binding, offset=offset, size=size)
         prog.cs.run(*self.groups)
@@ -60,7 +75,7 @@ class GLExecutor(Executor):
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
-        self.plan = [s for s in self.stages() if s]
+        self.bound = [s for s in self.stages() if s]  # non-empty stages, replayed by run()
 
     def stages(self) -> list:
         raise NotImplementedError
@@ -70,7 +85,7 @@ class GLExecutor(Executor):
 
     def run(self):
         barrier = self.backend.barrier
-        for stage in self.plan:
+        for stage in self.bound:
             for d in stage:
                 d()
             barrier()

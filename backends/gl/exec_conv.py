@@ -12,7 +12,7 @@ FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def activation(node):
-    """(defines, uniforms) of the node's fused activation, or None if the shader lacks it."""
+    """(defines, uniforms) selecting the node's fused activation in act.glsl, and its parameters."""
     act = node.attrs.get("activation", "") or ""
     a = node.attrs
     params = {"Clip": (a.get("act_min", -FLT_MAX), a.get("act_max", FLT_MAX)),
@@ -23,6 +23,7 @@ def activation(node):
 
 
 def check_activation(node):
+    """A reason to decline a fused epilogue act.glsl does not have; None otherwise."""
     act = node.attrs.get("activation", "") or ""
     if act and f"defined(ACT_{act})" not in shader_text("act.glsl"):
         return f"fused activation {act}"
@@ -50,11 +51,32 @@ def _conv_supports(node, ins, outs):
     return check_activation(node) or unsupported_dtype(ins, outs)
 
 
+def _depthwise(x_shape, w_shape, group):
+    return group == x_shape[1] and w_shape[1] == 1 and group > 1
+
+
+def _pack(w, group):
+    """Weights as vec4s of 4 output channels: [group][channel block][C/group * KH * KW][4]; the
+    last block of a group is padded with copies of its last channel."""
+    w = np.asarray(w, np.float32)
+    mg = w.shape[0] // group
+    blocks = -(-mg // 4)
+    w = np.pad(w.reshape(group, mg, -1), [(0, 0), (0, blocks * 4 - mg), (0, 0)], mode="edge")
+    return w.reshape(group, blocks, 4, -1).transpose(0, 1, 3, 2)
+
+
 @GLBackend.op("Conv")
 class ConvGL(GLExecutor):
     @classmethod
     def supports(cls, backend, node, ins, outs):
         return _conv_supports(node, ins, outs)
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        group = node.attrs.get("group", 1)
+        self.packed = None
+        if not _depthwise(ins[0].shape, ins[1].shape, group):
+            self.packed = backend.upload_derived("conv2d", [ins[1].value], lambda: _pack(ins[1].value, group))
 
     def stages(self):
         x, wt, y = self.ins[0].shape, self.ins[1].shape, self.outs[0].shape
@@ -71,24 +93,24 @@ class ConvGL(GLExecutor):
         if bias is not None:
             defines["BIAS"] = 1
         uniforms.update({"u_in": (c, h, w), "u_kernel": (kh, kw, cg, mg), "u_step": step, "u_pad": pad})
-        tensors = [self.inputs[0], self.inputs[1], bias, self.outputs[0]]
-        if not (group == c and cg == 1 and group > 1):
-            wt4 = np.asarray(self.ins[1].value, np.float32).reshape(group, mg, cg * kh * kw)
-            mb = -(-mg // 4)
-            wt4 = np.pad(wt4, [(0, 0), (0, mb * 4 - mg), (0, 0)], mode="edge").reshape(group, mb, 4, -1).transpose(0, 1, 3, 2)
-            tensors[1] = self.backend.upload(np.ascontiguousarray(wt4))
-        if group == c and cg == 1 and group > 1:
+        if self.packed is None:
+            if (kh, kw) == (3, 3) and step[2:] == (1, 1) and step[1] in (1, 2):
+                defines["K3_STRIDE"] = step[1]
             blocks = oh * -(-ow // 4)
             uniforms["u_out"] = (m, oh, ow, blocks)
             prog = self.program("conv_dw", defines)
+            tensors = [self.inputs[0], self.inputs[1], bias, self.outputs[0]]
             return [[Dispatch(prog, (-(-blocks // 64), m, n), tensors, uniforms)]]
         pointwise = kh == kw == 1 and step[:2] == (1, 1) and not any(pads)
         blocks = -(-(oh * ow) // 4) if pointwise else oh * -(-ow // 4)
         if pointwise:
-            defines["POINTWISE"] = 1
+            defines["POINTWISE_VEC4" if (h * w) % 4 == 0 else "POINTWISE"] = 1
+        elif (kh, kw) == (3, 3) and step == (1, 1, 1, 1):
+            defines["K3S1"] = 1
         mblocks = -(-mg // 4)
         uniforms.update({"u_out": (m, oh, ow, blocks), "u_mblocks": mblocks})
         prog = self.program("conv2d", defines)
+        tensors = [self.inputs[0], self.packed, bias, self.outputs[0]]
         return [[Dispatch(prog, (-(-blocks // 64), group * mblocks, n), tensors, uniforms)]]
 
 

@@ -105,8 +105,9 @@ class BatchNormGL(GLExecutor):
         super().__init__(backend, node, ins, outs)
         scale, bias, mean, var = (np.asarray(i.value, dtype=np.float32) for i in ins[1:])
         factor = scale / np.sqrt(var + np.float32(node.attrs.get("epsilon", 1e-5)))
-        self.factor = backend.upload(factor)
-        self.shift = backend.upload(bias - mean * factor)
+        sources = [i.value for i in ins[1:]]
+        self.factor = backend.upload_derived(("bn factor", node.name), sources, lambda: factor)
+        self.shift = backend.upload_derived(("bn shift", node.name), sources, lambda: bias - mean * factor)
 
     def stages(self):
         shape = self.outs[0].shape

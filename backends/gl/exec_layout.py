@@ -3,7 +3,6 @@ raster shader), and Resize (a separable gather through host-computed tables)."""
 import numpy as np
 
 from engine import geometry
-from engine.ops import norm_axis
 
 from . import GLBackend
 from .dispatch import Dispatch, GLExecutor, grid, unsupported_dtype
@@ -63,39 +62,19 @@ class RasterGL(GLExecutor):
         return [fills, copies]
 
 
-def resize_tables(node, ins, outs):
-    """Per axis (index table, weight table), each (n_out, taps), with the CPU backend's
-    coordinate rules; None when the attributes are outside what the shader does."""
-    from backends.cpu.kernels_resize import _cubic, _linear, _nearest, _options, _source_coords, _targets
-    opts = _options(node)
-    if opts["ctm"] == "tf_crop_and_resize" or opts["mode"] not in ("nearest", "linear", "cubic") \
-            or node.attrs.get("antialias", 0):
-        return None
-    shape = ins[0].shape
-    axes = [norm_axis(node, ins, a, len(shape)) for a in node.attrs.get("axes") or range(len(shape))]
+def resize_tables(node, ins):
+    """{axis: (indices, weights)}, each (n_out, taps), for the axes the node resamples, from the
+    CPU backend's resize_plan (same pixels, same weights); None for crop-and-resize."""
+    from backends.cpu.kernels_resize import resize_plan
     value = lambda k: ins[k].value if len(ins) > k and ins[k] is not None else None  # noqa: E731
-    targets = _targets(node, np.broadcast_to(np.float32(0), shape), axes, value(2), value(3))
-    tables = {}
-    for axis in range(len(shape)):
-        n_in = shape[axis]
-        if axis not in axes:
-            tables[axis] = (np.arange(n_in)[:, None], np.ones((n_in, 1), np.float32))
-            continue
-        n_out, scale = targets[axes.index(axis)]
-        c = _source_coords(opts["ctm"], n_out, n_in, scale, (0.0, 1.0))
-        if opts["mode"] == "nearest":
-            idx, w = _nearest(c, opts["nearest_mode"], n_in)
-        elif opts["mode"] == "linear":
-            idx, w = _linear(c, n_in, False)
-        else:
-            idx, w = _cubic(c, n_in, opts["cubic_coeff_a"], opts["exclude_outside"])
-        tables[axis] = (idx, np.ones(idx.shape, np.float32) if w is None else w)
-    return tables
+    _, tables = resize_plan(node, ins[0].shape, value(1), value(2), value(3))
+    if any(outside is not None for _, _, outside in tables.values()):
+        return None
+    return {a: (idx, np.ones(idx.shape, np.float32) if w is None else w) for a, (idx, w, _) in tables.items()}
 
 
-def _is_identity(n_in, idx, w):
-    own = idx == np.arange(len(idx))[:, None]
-    return len(idx) == n_in and (np.where(own, w, 0).sum(1) == 1).all() and not np.where(own, 0, w).any()
+def _identity_table(n):
+    return np.arange(n)[:, None], np.ones((n, 1), np.float32)
 
 
 @GLBackend.op("Resize")
@@ -104,18 +83,18 @@ class ResizeGL(GLExecutor):
     def supports(cls, backend, node, ins, outs):
         if len(ins[0].shape) < 2:
             return "rank < 2"
-        tables = resize_tables(node, ins, outs)
+        tables = resize_tables(node, ins)
         if tables is None:
-            return "crop-and-resize, antialias or an unknown mode"
-        if not all(_is_identity(ins[0].shape[a], *tables[a]) for a in range(len(ins[0].shape) - 2)):
+            return "tf_crop_and_resize"
+        if any(a < len(ins[0].shape) - 2 for a in tables):
             return "resizes an axis other than the last two"
         return unsupported_dtype(ins, outs, [0])
 
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
-        tables = resize_tables(node, ins, outs)
+        tables = resize_tables(node, ins)
         rank = len(ins[0].shape)
-        (iy, wy), (ix, wx) = tables[rank - 2], tables[rank - 1]
+        (iy, wy), (ix, wx) = [tables.get(a) or _identity_table(ins[0].shape[a]) for a in (rank - 2, rank - 1)]
         self.taps = max(iy.shape[1], ix.shape[1])
 
         def widen(t):  # narrower tables get extra taps of weight 0

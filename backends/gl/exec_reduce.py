@@ -7,9 +7,9 @@ from engine.ops.reduce import reduce_axes
 
 from . import GLBackend
 from .dispatch import Dispatch, GLExecutor, grid, unsupported_dtype
-from .programs import variants_used
 
-REDUCE_OPS = ["Reduce" + op for op in variants_used("reduce", "REDUCE_")]
+REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+              "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]
 MAX_GROUPS = 4       # kept / reduced dim groups after merging
 WORKGROUP_MIN = 64   # from this many values per output, 64 invocations share each output
 
@@ -82,9 +82,13 @@ class SoftmaxGL(GLExecutor):
         axis = norm_axis(self.node, self.ins, self.node.attrs.get("axis", -1), len(shape))
         inner = int(np.prod(shape[axis + 1:]))
         n = int(np.prod(shape[:axis])) * inner
-        prog = self.program("softmax", {"LOG_SOFTMAX": 1} if self.node.op == "LogSoftmax" else {})
+        defines = {"LOG_SOFTMAX": 1} if self.node.op == "LogSoftmax" else {}
+        wide = shape[axis] >= WORKGROUP_MIN
+        if wide:
+            defines["WORKGROUP"] = 1
+        prog = self.program("softmax", defines)
         uniforms = {"u_n": n, "u_len": shape[axis], "u_inner": inner}
-        return [[Dispatch(prog, grid(n), [self.inputs[0], self.outputs[0]], uniforms)]]
+        return [[Dispatch(prog, grid(n, 1) if wide else grid(n), [self.inputs[0], self.outputs[0]], uniforms)]]
 
 
 @GLBackend.op("LayerNormalization")

@@ -65,8 +65,8 @@ def variants_used(name: str, prefix: str) -> list[str]:
 class Program:
     """A compiled compute shader plus its uniforms, resolved by name once.
 
-    `owner` is the dispatch whose uniform values are currently set: a program used by a single
-    dispatch sets them once, a shared one before each of its users' dispatches."""
+    `owner` is the serial number of the dispatch whose uniform values are currently set: a program
+    used by a single dispatch sets them once, a shared one before each of its users' dispatches."""
 
     def __init__(self, cs, name):
         self.cs, self.name, self.owner = cs, name, None

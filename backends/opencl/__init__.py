@@ -17,6 +17,7 @@ from engine.errors import BackendUnavailable
 
 from . import compiler
 from .base import program_source
+from .tuner import Tuner
 
 _OPEN = {}  # device index -> (context, queue): shared by sessions so programs build once
 
@@ -93,8 +94,8 @@ class OpenCLBackend(Backend):
             _OPEN[device] = (ctx, queue)
         self.ctx, self.queue = _OPEN[device]
         self.alignment = max(4, self.dev.mem_base_addr_align // 8)  # the value is in bits
-        self.max_group = self.dev.max_work_group_size
         self.compiler = compiler.Compiler(self.ctx, self.dev, compiler.default_cache_dir(config))
+        self.tuner = Tuner(self)
         self.packed = {}  # (tag, id(array)) -> (array, tensor): repacked weights, kept across resizes
         self.debug = int(os.environ.get("MIXNN_DEBUG", "0") or 0)
         self.dummy = CLTensor(None, 0, (4,), np.float32, np.zeros(4, np.float32), self)
@@ -102,8 +103,8 @@ class OpenCLBackend(Backend):
             print(f"mixnn: opencl:{device} opened: {_describe(self.dev)}, alignment {self.alignment} B",
                   file=sys.stderr)
 
-    def program(self, file):
-        return self.compiler.program(program_source(file), file)
+    def program(self, file, options=""):
+        return self.compiler.program(program_source(file), file, options)
 
     def constant(self, tag, array, pack):
         """The device copy of `pack(array)`, made once per weight array and layout `tag`."""
@@ -135,6 +136,7 @@ class OpenCLBackend(Backend):
 
     # -- execution ------------------------------------------------------------
     def compile(self, executors):
+        self.tuner.apply(executors)
         launches = [launch for e in executors for launch in e.launches]
         programs = {p for e in executors for p in e.programs}
         enqueue, queue, warm = self.cl.enqueue_nd_range_kernel, self.queue, [False]

@@ -38,6 +38,18 @@ def program_source(file):
     return source("common.cl", file, header=HEADER)
 
 
+# PoCL JIT-compiles every kernel once per local size (0.2-2.6 s each here), so launches use a
+# few fixed work-group shapes instead of one fitted to each tensor; surplus work-items return.
+GROUP = 64  # elementwise, raster and reduction kernels (a power of two: tree reductions)
+ROWS = 32   # conv and GEMM kernels: pixels / columns per work-group
+
+
+def box_local(inner, width=GROUP):
+    """Work-group of the 3-D (inner, next, rest) grids of raster, binary and depthwise kernels:
+    along the inner dim unless it is short."""
+    return (width, 1, 1) if inner >= 16 else (4, 16, 1)
+
+
 def fused_activation(node):
     """(code, a, b) of the activation the optimizer fused into a Conv/MatMul, for unary_op."""
     act = node.attrs.get("activation", "") or ""
@@ -61,32 +73,29 @@ def float32_only(ins, outs):
     return None
 
 
-# PoCL JIT-compiles every kernel once per local size (0.2-2.6 s each here), so launches use a
-# few fixed work-group shapes instead of one fitted to each tensor; surplus work-items return.
-GROUP = 64  # elementwise, raster and reduction kernels (a power of two: tree reductions)
-ROWS = 32   # conv and GEMM kernels: pixels / columns per work-group
-
-
-def box_local(inner):
-    """Work-group of the 3-D (inner, next, rest) grids of raster and binary kernels."""
-    return (GROUP, 1, 1) if inner >= 16 else (4, 16, 1)
+def fit(gsize, local):
+    """(global size rounded up to whole work-groups, local size), as tuples of ints."""
+    local = tuple(int(v) for v in local)
+    return tuple(int(-(-g // v) * v) for g, v in zip(gsize, local)), local
 
 
 class CLExecutor(Executor):
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
-        self.launches = []
+        self.launches = []  # (kernel, global size, local size), enqueued as they are
+        self.sizes = []     # the work-items each launch needs (before rounding)
         self.programs = set()
 
-    def kernel(self, file, name):
-        prg = self.backend.program(file)
+    def kernel(self, file, name, options=""):
+        prg = self.backend.program(file, options)
         self.programs.add(prg)
-        return self.backend.cl.Kernel(prg, name)
+        k = self.backend.cl.Kernel(prg, name)
+        k.mixnn_key = prg.mixnn_key
+        return k
 
     def launch(self, kernel, gsize, lsize):
-        """Record one launch; the global size is rounded up to whole work-groups."""
-        gsize = tuple(int(-(-g // l) * l) for g, l in zip(gsize, lsize))
-        self.launches.append((kernel, gsize, tuple(int(v) for v in lsize)))
+        self.sizes.append(tuple(int(g) for g in gsize))
+        self.launches.append((kernel, *fit(gsize, lsize)))
 
     def launch_2d(self, kernel, n, rows, local=GROUP):
         """The common grid: (elements of a row, rows), work-groups along the row."""
@@ -96,35 +105,3 @@ class CLExecutor(Executor):
         enqueue, q = self.backend.cl.enqueue_nd_range_kernel, self.backend.queue
         for k, g, l in self.launches:
             enqueue(q, k, g, l)
-
-
-def contiguous_strides(shape):
-    out, acc = [], 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= int(d)
-    return list(reversed(out))
-
-
-def broadcast_strides(shape, out_shape):
-    """Element strides of a contiguous `shape` read as `out_shape` (numpy broadcasting)."""
-    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
-    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, contiguous_strides(shape))]
-
-
-def merge_dims(sizes, *strides):
-    """Drop unit dims and merge neighbours that are contiguous in every stride list:
-    (sizes, [strides...]) with at least one dim."""
-    dims = [(s, *st) for s, *st in zip(sizes, *strides) if s != 1]
-    merged = []
-    for d in dims:
-        if merged and all(p == q * d[0] for p, q in zip(merged[-1][1:], d[1:])):
-            merged[-1] = (merged[-1][0] * d[0], *d[1:])
-        else:
-            merged.append(d)
-    merged = merged or [(1,) + (0,) * len(strides)]
-    return [m[0] for m in merged], [[m[k] for m in merged] for k in range(1, len(strides) + 1)]
-
-
-def pad_left(values, n, fill):
-    return [fill] * (n - len(values)) + list(values)

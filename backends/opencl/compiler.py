@@ -58,8 +58,8 @@ class Compiler:
                 prg.build(options=opts, devices=[self.device])
             except cl.Error as e:
                 log = _build_log(prg, self.device) or str(e)
-                raise KernelCompileError(f"opencl: building {what} for {self.device.name} failed",
-                                         build_log=log) from None
+                raise KernelCompileError(f"opencl: building {what} ({opts}) for {self.device.name} "
+                                         f"failed", build_log=log) from None
             stats["misses"] += 1
             self._save(key, prg)
         _PROGRAMS[memo] = prg

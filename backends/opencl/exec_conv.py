@@ -7,7 +7,7 @@ import numpy as np
 from engine.ops.nn import conv_geometry
 
 from . import OpenCLBackend
-from .base import ROWS, CLExecutor, float32_only, fused_activation, i32
+from .base import ROWS, CLExecutor, box_local, float32_only, fused_activation, i32
 
 TM = 8  # output channels per work-item: the block size of the packed weights (conv.cl, gemm.cl)
 
@@ -53,13 +53,13 @@ class _ConvBase(CLExecutor):
     def _epilogue(self):
         return fused_activation(self.node)
 
-    def _bind_direct(self, x, y, geometry):
+    def _bind_direct(self, x, y, geometry, pixels_per_item):
         (n, c, h, w), (_, m, oh, ow) = _as_2d(x.shape), _as_2d(y.shape)
         g, mb = self.groups, self.blocks
         self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off,
                         i32(c // g), i32(h), i32(w), i32(m // g), i32(mb), i32(g), i32(n * g * mb),
                         i32(oh), i32(ow), *[i32(v) for v in geometry], *self._epilogue())
-        self.launch_2d(self.k, oh * ow, n * g * mb, ROWS)
+        self.launch_2d(self.k, -(-oh * ow // pixels_per_item), n * g * mb, ROWS)
 
 
 @OpenCLBackend.op("Conv")
@@ -85,7 +85,7 @@ class ConvCL(_ConvBase):
             self.w = backend.constant("dw", w, lambda a: a.astype(np.float32))
             self.b = backend.constant("bias", bias, lambda a: a) if bias is not None \
                 else backend.upload(np.zeros(m, np.float32))
-            self.k = self.kernel("conv.cl", "conv_dw")
+            self.k = self.kernel("conv_dw.cl", "conv_dw", f"-D KH={kh} -D KW={kw}")
             return
         self.w = backend.constant(("blocks", g), w, lambda a: pack_blocks(a.reshape(m, -1, kh, kw), g))
         self.b = backend.constant(("bias", g), bias, lambda a: pack_bias(a, m, g)) if bias is not None \
@@ -103,19 +103,19 @@ class ConvCL(_ConvBase):
         if not y.size:
             return
         if self.kind == "direct":
-            return self._bind_direct(x, y, self.geometry)
+            return self._bind_direct(x, y, self.geometry, 2)
         (n, c, h, w), (_, m, oh, ow) = _as_2d(x.shape), _as_2d(y.shape)
         if self.kind == "depthwise":
             self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off, i32(c), i32(m // c),
-                            i32(h), i32(w), i32(n * m), i32(oh), i32(ow),
-                            *[i32(v) for v in self.geometry], *self._epilogue())
-            self.launch_2d(self.k, oh * ow, n * m, ROWS)
+                            i32(h), i32(w), i32(oh), i32(ow), *[i32(v) for v in self.geometry[2:]],
+                            *self._epilogue())
+            self.launch(self.k, (ow, oh, n * m), box_local(ow, ROWS))
             return
         hw = h * w
         self.k.set_args(x.buf, x.off, i32(c * hw), i32(hw), i32(1), self.w.buf, self.b.buf,
                         y.buf, y.off, i32(m * hw), i32(hw), i32(1),
                         i32(m), i32(hw), i32(c), i32(self.blocks), *self._epilogue())
-        self.launch(self.k, (hw, self.blocks, n), (ROWS, 1, 1))
+        self.launch(self.k, (-(-hw // 2), self.blocks, n), (ROWS, 1, 1))
 
 
 def transpose_geometry(node, in_sp, ksz, strides, dil, out):
@@ -161,4 +161,4 @@ class ConvTransposeCL(_ConvBase):
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
         if outputs[0].size:
-            self._bind_direct(inputs[0], outputs[0], self.geometry)
+            self._bind_direct(inputs[0], outputs[0], self.geometry, 1)

@@ -2,8 +2,8 @@
 import numpy as np
 
 from . import OpenCLBackend
-from .base import (BINARY, GROUP, UNARY, CLExecutor, box_local, broadcast_strides, f32,
-                   float32_only, i32, merge_dims, pad_left)
+from .base import BINARY, GROUP, UNARY, CLExecutor, box_local, f32, float32_only, i32
+from .shapes import broadcast_strides, merge_dims, pad_left
 
 # Attribute defaults of the parametrized unary ops: op -> ((attr, default) for a, for b).
 _PARAMS = {"LeakyRelu": (("alpha", 0.01), None), "HardSigmoid": (("alpha", 0.2), ("beta", 0.5)),
@@ -72,19 +72,19 @@ class BinaryCL(CLExecutor):
         out = outs[0].shape
         sizes, (sa, sb) = merge_dims(out, broadcast_strides(ins[0].shape, out),
                                      broadcast_strides(ins[1].shape, out))
-        self.sizes, self.sa, self.sb = pad_left(sizes, 6, 1), pad_left(sa, 6, 0), pad_left(sb, 6, 0)
+        rank = 3 if len(sizes) <= 3 else 6  # three dims or fewer: the kernel without loops
+        self.dims = [pad_left(sizes, rank, 1), pad_left(sa, rank, 0), pad_left(sb, rank, 0)]
         self.code = i32(_binary_code(node))
-        self.k = self.kernel("eltwise.cl", "binary")
+        self.k = self.kernel("eltwise.cl", "binary" if rank == 3 else "binary_nd")
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
-        (a, b), y, d = inputs, outputs[0], self.sizes
+        (a, b), y, d = inputs, outputs[0], self.dims[0]
         if not y.size:
             return
-        nz = d[0] * d[1] * d[2] * d[3]
         self.k.set_args(a.buf, a.off, b.buf, b.off, y.buf, y.off, self.code,
-                        *[i32(v) for v in d[1:]], i32(nz), *[i32(v) for v in self.sa + self.sb])
-        self.launch(self.k, (d[5], d[4], nz), box_local(d[5]))
+                        *[i32(v) for dims in self.dims for v in dims])
+        self.launch(self.k, (d[-1], d[-2], d[-3]), box_local(d[-1]))
 
 
 @OpenCLBackend.op("BatchNormalization")

@@ -21,11 +21,12 @@ def launch_region(exe, r, inputs, outputs):
     if min(size) == 0:
         return
     x, y = inputs[r.src], outputs[r.dst]
-    k = exe.kernel("raster.cl", "raster")
-    nz = int(np.prod(size[:4]))
+    if max(size[:3]) == 1:  # the usual case: three dims or fewer
+        size, ss, ds = size[3:], ss[3:], ds[3:]
+    k = exe.kernel("raster.cl", "raster" if len(size) == 3 else "raster_nd")
     k.set_args(x.buf, i32(x.off + r.src_offset), y.buf, i32(y.off + r.dst_offset),
-               *[i32(v) for v in size[1:]], i32(nz), *[i32(v) for v in ss], *[i32(v) for v in ds])
-    exe.launch(k, (size[5], size[4], nz), box_local(size[5]))
+               *[i32(v) for v in size + ss + ds])
+    exe.launch(k, (size[-1], size[-2], size[-3]), box_local(size[-1]))
 
 
 @OpenCLBackend.op("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
@@ -38,6 +39,9 @@ class ReshapeCL(CLExecutor):
     def supports(cls, backend, node, ins, outs):
         if len([o for o in node.outputs if o]) != 1 or not node.outputs[0]:
             return "only the data output (no Dropout mask)"
+        if node.op == "Dropout" and len(ins) > 2 and ins[2] is not None and \
+                (ins[2].value is None or bool(np.asarray(ins[2].value).any())):
+            return "Dropout in training mode"
         return word_dtypes([ins[0], outs[0]])
 
     def bind(self, inputs, outputs, scratch=None):

@@ -7,8 +7,8 @@ handles transposes, broadcast batch dims (up to two after merging) and Gemm's al
 import numpy as np
 
 from . import OpenCLBackend
-from .base import (ROWS, CLExecutor, broadcast_strides, f32, float32_only, fused_activation,
-                   i32, merge_dims, pad_left)
+from .base import ROWS, CLExecutor, f32, float32_only, fused_activation, i32
+from .shapes import broadcast_strides, merge_dims, pad_left
 from .exec_conv import TM, pack_bias, pack_blocks
 
 
@@ -75,7 +75,7 @@ class MatMulCL(CLExecutor):
             self.k.set_args(x.buf, x.off, i32(0), i32(1), i32(k), self.w.buf, self.b.buf,
                             y.buf, y.off, i32(0), i32(1), i32(n), i32(n), i32(rows), i32(k),
                             i32(blocks), *act)
-            self.launch(self.k, (rows, blocks, 1), (ROWS, 1, 1))
+            self.launch(self.k, (-(-rows // 2), blocks, 1), (ROWS, 1, 1))
             return
         bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
         c, scn, beta = (bias, int(bias.size > 1), 1.0) if bias is not None else (self.backend.dummy, 0, 0.0)

@@ -14,6 +14,7 @@ ops_*.py (executors per op family).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -64,6 +65,7 @@ class VulkanBackend(Backend):
         self.descriptors = allocator(self.dev)
         self.staging = None
         self.static_buf, self.static_used = None, 0
+        self._derived = {}
         self.dummy = self.upload(np.zeros(4, np.float32))  # bound where an optional operand is absent
         if _debug() >= 1:
             print(f"mixnn: vulkan:{device} opened: {self.describe()}, "
@@ -103,9 +105,20 @@ class VulkanBackend(Backend):
             self.write(t, array)
         return t
 
+    def upload_once(self, array):
+        """upload(), shared by equal arrays: what executors derive at resize (BatchNorm's scale,
+        Resize's tables) is uploaded once however often the session re-plans."""
+        array = np.ascontiguousarray(array)
+        key = (array.dtype.str, array.shape, hashlib.sha1(array.tobytes()).hexdigest())
+        if key not in self._derived:
+            self._derived[key] = self.upload(array)
+        return self._derived[key]
+
     def write(self, tensor, host):
         src = np.ascontiguousarray(host).reshape(-1).view(np.uint8)
         n = src.nbytes
+        if n == 0:
+            return
         if self.dev.direct:
             tensor.buf.host[tensor.offset:tensor.offset + n] = src
             return
@@ -115,6 +128,8 @@ class VulkanBackend(Backend):
 
     def read(self, tensor, host):
         n = tensor.nbytes
+        if n == 0:
+            return
         if self.dev.direct:
             mem = tensor.buf.host[tensor.offset:tensor.offset + n]
         else:

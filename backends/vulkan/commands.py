@@ -28,13 +28,12 @@ WAIT_NS = 300 * 10**9  # a submission still running after 5 minutes is a hung de
 @dataclass
 class Dispatch:
     pipeline: object            # pipelines.Pipeline: handle + layout
-    dset: object                # VkDescriptorSet
+    dset: object                # descriptors.DescriptorSet, kept alive by the dispatch
     push: np.ndarray            # push-constant bytes
     groups: tuple               # workgroup counts x, y, z
     reads: list = field(default_factory=list)   # [(buffer handle id, lo, hi)] in bytes
     writes: list = field(default_factory=list)
     disjoint: object = None     # dispatches with the same tag write disjoint elements (raster regions)
-    keep: object = None         # objects that must live as long as the recording (the descriptor set)
 
 
 def _overlap(a, b):
@@ -73,7 +72,7 @@ def memory_barrier(src_stage, src_access, dst_stage, dst_access):
 
 
 class Barriers:
-    """The four barriers this backend records, built once per process."""
+    """The barriers this backend records (prebuilt structs for raw calls), made once per process."""
     _made = None
 
     @classmethod
@@ -83,7 +82,8 @@ class Barriers:
             cs, tr, host = (v.VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, v.VK_PIPELINE_STAGE_TRANSFER_BIT,
                             v.VK_PIPELINE_STAGE_HOST_BIT)
             sr, sw = v.VK_ACCESS_SHADER_READ_BIT, v.VK_ACCESS_SHADER_WRITE_BIT
-            tr_r, tr_w, host_r = v.VK_ACCESS_TRANSFER_READ_BIT, v.VK_ACCESS_TRANSFER_WRITE_BIT, v.VK_ACCESS_HOST_READ_BIT
+            tr_r, tr_w = v.VK_ACCESS_TRANSFER_READ_BIT, v.VK_ACCESS_TRANSFER_WRITE_BIT
+            host_r = v.VK_ACCESS_HOST_READ_BIT
             b = cls()
             b.between = memory_barrier(cs, sw, cs, sr | sw)
             b.enter = memory_barrier(cs | tr, sw | tr_w, cs, sr | sw)

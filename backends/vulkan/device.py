@@ -84,7 +84,7 @@ class Buffer:
     def __init__(self, dev: "Device", nbytes: int, mapped: bool):
         v = vk()
         self.size = int(nbytes)
-        info = v.VkBufferCreateInfo(size=self.size, usage=dev.BUFFER_USAGE,
+        info = v.VkBufferCreateInfo(size=self.size, usage=dev.buffer_usage,
                                     sharingMode=v.VK_SHARING_MODE_EXCLUSIVE)
         self.handle = v.vkCreateBuffer(dev.handle, info, None)
         req = v.vkGetBufferMemoryRequirements(dev.handle, self.handle)
@@ -111,8 +111,6 @@ def _destroy(dev, handle, memory):
 
 
 class Device:
-    BUFFER_USAGE = 0
-
     def __init__(self, index):
         v = vk()
         phys = physical_devices()
@@ -136,8 +134,8 @@ class Device:
         self.handle = v.vkCreateDevice(self.physical, device_info, None)
         self.queue = v.vkGetDeviceQueue(self.handle, self.family, 0)
         self.lock = threading.RLock()  # finalizers may free command buffers while recording
-        Device.BUFFER_USAGE = (v.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | v.VK_BUFFER_USAGE_TRANSFER_SRC_BIT
-                               | v.VK_BUFFER_USAGE_TRANSFER_DST_BIT)
+        self.buffer_usage = (v.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | v.VK_BUFFER_USAGE_TRANSFER_SRC_BIT
+                             | v.VK_BUFFER_USAGE_TRANSFER_DST_BIT)
         self._pick_memory(v)
         pool_info = v.VkCommandPoolCreateInfo(
             flags=v.VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, queueFamilyIndex=self.family)
@@ -148,11 +146,23 @@ class Device:
         self.max_groups = int(limits.maxComputeWorkGroupCount[0])
         self.timestamp_period = float(limits.timestampPeriod)
         self.can_time = bool(limits.timestampComputeAndGraphics) and self.timestamp_bits > 0
-        self.name = v.ffi.string(self.props.deviceName).decode() if not isinstance(
-            self.props.deviceName, str) else self.props.deviceName
+        self.name, self.driver = self.props.deviceName, self._driver_info(v)
         self.uuid = bytes(self.props.pipelineCacheUUID).hex()
         from .commands import Transfer
         self.transfer = Transfer(self)
+
+    def _driver_info(self, v):
+        """'Mesa 22.3.6 (LLVM 15.0.6)', the NVIDIA driver version...: core driver properties
+        from Vulkan 1.2; older devices only have an opaque driverVersion."""
+        if self.props.apiVersion < v.VK_MAKE_VERSION(1, 2, 0):
+            return f"driver {self.props.driverVersion:#x}"
+        ffi = v.ffi
+        driver = ffi.new("VkPhysicalDeviceDriverProperties*")
+        driver.sType = v.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES
+        props = ffi.new("VkPhysicalDeviceProperties2*")
+        props.sType, props.pNext = v.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, driver
+        v.lib.vkGetPhysicalDeviceProperties2(self.physical, props)
+        return ffi.string(driver.driverInfo).decode(errors="replace") or f"driver {self.props.driverVersion:#x}"
 
     @staticmethod
     def version(packed):
@@ -163,15 +173,23 @@ class Device:
         self._types = [mp.memoryTypes[i].propertyFlags for i in range(mp.memoryTypeCount)]
         self._local = v.VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT
         self._visible = v.VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | v.VK_MEMORY_PROPERTY_HOST_COHERENT_BIT
+        self._cached = v.VK_MEMORY_PROPERTY_HOST_CACHED_BIT
         both = self._local | self._visible
-        shared_memory = self.props.deviceType in (v.VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU,
-                                                  v.VK_PHYSICAL_DEVICE_TYPE_CPU)
+        self.software = self.props.deviceType == v.VK_PHYSICAL_DEVICE_TYPE_CPU  # lavapipe, SwiftShader
+        shared_memory = self.software or self.props.deviceType == v.VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU
         self.direct = shared_memory and any(t & both == both for t in self._types) \
             and os.environ.get("MIXNN_VULKAN_STAGING", "") in ("", "0")
 
     def memory_type(self, allowed_bits, mapped) -> int:
-        """Mapped: host-visible and coherent, device-local if possible; else device-local if possible."""
-        prefs = [self._visible | self._local, self._visible] if mapped else [self._local, 0]
+        """Shared memory (direct): device-local and host-visible. Staging on a discrete GPU:
+        host-visible and cached system memory, not the small, uncached BAR window that is also
+        device-local. Anything else: device-local."""
+        if self.direct:
+            prefs = [self._local | self._visible, self._visible]
+        elif mapped:
+            prefs = [self._visible | self._cached, self._visible]
+        else:
+            prefs = [self._local, 0]
         for want in prefs:
             for i, flags in enumerate(self._types):
                 if allowed_bits & (1 << i) and flags & want == want:
@@ -182,5 +200,4 @@ class Device:
         return Buffer(self, nbytes, mapped or self.direct)
 
     def describe(self):
-        return (f"{self.name} (driver {self.props.driverVersion:#x}) via Vulkan "
-                f"{self.version(self.props.apiVersion)}")
+        return f"{self.name}, {self.driver} via Vulkan {self.version(self.props.apiVersion)}"

@@ -106,7 +106,8 @@ class BatchNormVK(VkExecutor):
         super().__init__(backend, node, ins, outs)
         scale, bias, mean, var = (np.asarray(i.value, np.float32) for i in ins[1:5])
         factor = (scale / np.sqrt(var + np.float32(node.attrs.get("epsilon", 1e-5)))).astype(np.float32)
-        self.factor, self.shift = backend.upload(factor), backend.upload((bias - mean * factor).astype(np.float32))
+        self.factor = backend.upload_once(factor)
+        self.shift = backend.upload_once((bias - mean * factor).astype(np.float32))
 
     def record(self):
         x, y = self.inputs[0], self.outputs[0]

@@ -73,22 +73,24 @@ NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 def resize_targets(node, ins):
     """[(output size, scale)] of the last two axes, or a reason this resize is not handled."""
-    x, y = ins[0].shape, None
-    rank = len(x)
+    shape = ins[0].shape
+    rank = len(shape)
     sizes = ins[3].value if len(ins) > 3 and ins[3] is not None else None
     scales = ins[2].value if len(ins) > 2 and ins[2] is not None else None
     axes = [a + rank if a < 0 else a for a in (node.attrs.get("axes") or range(rank))]
     if sizes is not None and np.size(sizes):
         if attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
             return "keep_aspect_ratio_policy"
-        y = {a: (int(s), float(np.float32(s) / np.float32(x[a]))) for a, s in zip(axes, np.reshape(sizes, -1))}
+        targets = {a: (int(s), float(np.float32(s) / np.float32(shape[a])))
+                   for a, s in zip(axes, np.reshape(sizes, -1))}
     elif scales is not None and np.size(scales):
-        y = {a: (int(np.floor(x[a] * float(s))), float(s)) for a, s in zip(axes, np.reshape(scales, -1).astype(np.float32))}
+        scales = np.reshape(scales, -1).astype(np.float32)
+        targets = {a: (int(np.floor(shape[a] * float(s))), float(s)) for a, s in zip(axes, scales)}
     else:
         return "Resize without constant scales or sizes"
-    if any(y.get(a, (x[a],))[0] != x[a] for a in range(rank - 2)):
+    if any(targets.get(a, (shape[a],))[0] != shape[a] for a in range(rank - 2)):
         return "Resize of an axis other than the last two"
-    return [y.get(a, (x[a], 1.0)) for a in (rank - 2, rank - 1)]
+    return [targets.get(a, (shape[a], 1.0)) for a in (rank - 2, rank - 1)]
 
 
 def axis_table(node, n_in, n_out, scale):
@@ -150,7 +152,7 @@ class ResizeVK(VkExecutor):
         (oh, sh), (ow, sw) = resize_targets(node, ins)
         h, w = ins[0].shape[-2:]
         table = np.concatenate([axis_table(node, h, oh, sh), axis_table(node, w, ow, sw)]).astype(np.float32)
-        self.table = backend.upload(table)
+        self.table = backend.upload_once(table)
 
     def record(self):
         x, y = self.inputs[0], self.outputs[0]

@@ -1,5 +1,6 @@
 // Depthwise 2-D convolution (one input channel per group, any channel multiplier), NCHW.
 // An invocation computes 4 consecutive output pixels of one output channel.
+// K3_STRIDE (1 or 2): a 3x3 kernel, no dilation, that horizontal stride.
 
 layout(local_size_x = 64) in;
 #include "common.glsl"
@@ -39,6 +40,26 @@ void main() {
     int xc = (n * u_in.x + c) * u_in.y * u_in.z;
     int wbase = m * u_kernel.x * u_kernel.y;
     vec4 acc = vec4(0.0);
+#ifdef K3_STRIDE
+    // 3 taps, no dilation, a compile-time stride: the 4 windows of a row share their loads.
+    for (int ky = 0; ky < 3; ky++) {
+        int iy = iy0 + ky;
+        if (iy < 0 || iy >= u_in.y) {
+            continue;
+        }
+        int row = xc + iy * u_in.z;
+        float v[3 * K3_STRIDE + 3];
+        for (int i = 0; i < 3 * K3_STRIDE + 3; i++) {
+            v[i] = load(row, ix0 + i);
+        }
+        float w0 = w[wbase + ky * 3];
+        float w1 = w[wbase + ky * 3 + 1];
+        float w2 = w[wbase + ky * 3 + 2];
+        for (int j = 0; j < 4; j++) {
+            acc[j] += w0 * v[j * K3_STRIDE] + w1 * v[j * K3_STRIDE + 1] + w2 * v[j * K3_STRIDE + 2];
+        }
+    }
+#else
     for (int ky = 0; ky < u_kernel.x; ky++) {
         int iy = iy0 + ky * u_step.z;
         if (iy < 0 || iy >= u_in.y) {
@@ -51,6 +72,7 @@ void main() {
             acc += wv * vec4(load(row, ix), load(row, ix + sx), load(row, ix + 2 * sx), load(row, ix + 3 * sx));
         }
     }
+#endif
 #ifdef BIAS
     float b = bias[m];
 #else

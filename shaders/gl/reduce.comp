@@ -63,7 +63,7 @@ float fold(int kind, float acc, float v, float shift) {
     return acc + v * v;
 #elif defined(REDUCE_LogSumExp)
     return acc + exp(v - shift);
-#else
+#else  // REDUCE_Sum, REDUCE_Mean, REDUCE_LogSum
     return acc + v;
 #endif
 }

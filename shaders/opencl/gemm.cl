@@ -5,25 +5,34 @@
 // Y[b, r, p] = act(sum_k W[r, k] X[b, k, p] + bias[r]), W packed [RB][K][TM] with rows
 // zero-padded to RB*TM, bias [RB*TM]. X and Y are strided: (b, k, p) -> xo + b*sxb + k*sxk + p*sxp.
 // Serves 1x1 convolutions (r: output channel, p: pixel) and MatMul by a constant matrix
-// (r: output feature, p: row of the activations). Work-item (p, rb, b).
+// (r: output feature, p: row of the activations). Work-item (id, rb, b) computes the adjacent
+// columns p = 2 * id and p + 1, as conv2d does.
 __kernel void gemm_packed(__global const float* X, int xo, int sxb, int sxk, int sxp,
                           __global const float* W, __global const float* bias,
                           __global float* Y, int yo, int syb, int syr, int syp,
                           int R, int P, int K, int RB, int act, float act_a, float act_b) {
-    int p = get_global_id(0), rb = get_global_id(1), b = get_global_id(2);
-    if (p >= P || rb >= RB) return;
-    __global const float* x = X + xo + b * sxb + p * sxp;
+    int p0 = get_global_id(0) * 2, rb = get_global_id(1), b = get_global_id(2);
+    if (p0 >= P || rb >= RB) return;
+    int p1 = min(p0 + 1, P - 1);
+    __global const float* x0 = X + xo + b * sxb + p0 * sxp;
+    __global const float* x1 = X + xo + b * sxb + p1 * sxp;
     __global const float* w = W + rb * K * TM;
-    float acc[TM];
-    for (int i = 0; i < TM; i++) acc[i] = 0.0f;
+    float a0[TM], a1[TM];
+    for (int i = 0; i < TM; i++) a0[i] = a1[i] = 0.0f;
     for (int k = 0; k < K; k++) {
-        float v = x[k * sxk];
-        for (int i = 0; i < TM; i++) acc[i] += w[k * TM + i] * v;
+        float v0 = x0[k * sxk], v1 = x1[k * sxk];
+        for (int i = 0; i < TM; i++) {
+            a0[i] += w[k * TM + i] * v0;
+            a1[i] += w[k * TM + i] * v1;
+        }
     }
     int r0 = rb * TM;
-    __global float* y = Y + yo + b * syb + r0 * syr + p * syp;
-    for (int i = 0; i < TM && r0 + i < R; i++)
-        y[i * syr] = unary_op(act, acc[i] + bias[r0 + i], act_a, act_b);
+    __global float* y0 = Y + yo + b * syb + r0 * syr + p0 * syp;
+    __global float* y1 = Y + yo + b * syb + r0 * syr + p1 * syp;
+    for (int i = 0; i < TM && r0 + i < R; i++) {
+        y0[i * syr] = unary_op(act, a0[i] + bias[r0 + i], act_a, act_b);
+        y1[i * syr] = unary_op(act, a1[i] + bias[r0 + i], act_a, act_b);
+    }
 }
 
 // Batched, broadcast MatMul / Gemm of two arbitrary strided operands:

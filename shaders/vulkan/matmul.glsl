@@ -1,4 +1,4 @@
-// Bindings, parameters and epilogue shared by matmul.comp (tiled) and matmul_naive.comp.
+// Bindings, parameters and epilogue shared by matmul.comp (tiled) and matmul_small.comp.
 // C[z] = A[z] (M x K) @ B[z] (K x N), row-major; batch z (the z workgroup) decomposes over up
 // to 4 collapsed batch dims, each with its element stride in A and in B (0 when broadcast);
 // C is contiguous. BIAS: 0 none, 1 one per column (MatMul's bias), 2 one per row (1x1 Conv).
