@@ -135,7 +135,11 @@ class InferenceSession:
             return
         infos = {k: TensorInfo(tuple(a.shape), a.dtype) for k, a in feed.items()}
         infos = infer_shapes(self.graph, infos, self._evaluate)
-        placement = assign(self.graph, infos, self.backends, self.config, self.primary, self.fallback)
+        if self.config.mode == "auto":
+            from .autotune import choose
+            placement = choose(self, infos, feed)
+        else:
+            placement = assign(self.graph, infos, self.backends, self.config, self.primary, self.fallback)
         order = order_nodes(self.graph, placement)
         self._plan = None  # drop the old plan's views before re-planning
         self._plan = Plan(self.graph, infos, placement, order, self.backends, self.pools,

@@ -155,3 +155,16 @@ def test_unknown_backend_and_bad_device_index():
         engine.InferenceSession(_model(), backend="nope")
     with pytest.raises(engine.BackendUnavailable, match="device index"):
         engine.InferenceSession(_model(), backend="cpu:x")
+
+
+def test_auto_mode_picks_a_measured_placement_and_stays_correct(feed, caplog):
+    model = _model()
+    with caplog.at_level("INFO", logger="mixnn"):
+        sess = engine.InferenceSession(model, backend="testdev", mode="auto", optimize=False)
+        outs = sess.run(None, feed)
+    for got, ref in zip(outs, ort_run(model, feed)):
+        assert_close(got, ref)
+    reasons = {p["reason"].split(":")[0] for p in sess.placement().values()}
+    assert reasons <= {"primary", "fallback", "cost"}
+    assert any(r.getMessage().startswith("auto placement: ") and "all-cpu" in r.getMessage()
+               for r in caplog.records)
