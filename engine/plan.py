@@ -151,7 +151,11 @@ class Plan:
         """The backend's tensor for a value: an arena view or a static upload."""
         if self.home.get(value) == "const":
             key = (value, backend)
-            if key not in self.statics or self.statics[key][0] is not self.infos[value].value:
+            now = self.infos[value].value
+            old = self.statics.get(key, (None, None))[0]
+            same = old is now or (old is not None and np.shape(old) == np.shape(now)
+                                  and np.asarray(old).dtype == np.asarray(now).dtype and np.array_equal(old, now))
+            if not same:  # folded values are recomputed at every resize: re-upload only on change
                 arr = np.asarray(self.infos[value].value)
                 self.statics[key] = (self.infos[value].value, self.backends[backend].upload(arr))
                 self.pools[backend].static_bytes += arr.nbytes

@@ -137,6 +137,16 @@ def test_depthwise(attrs, mult, k):
     check_conv((2, c, 15, 13), (c * mult, 1, k, k), {**attrs, "group": c}, "DepthwiseConv")
 
 
+@pytest.mark.parametrize("x_shape, attrs", [
+    ((1, 6, 2, 19), {"pads": [2, 2, 2, 2]}),
+    ((2, 6, 3, 17), {"pads": [2, 1, 2, 3], "strides": [2, 1]}),
+])
+def test_depthwise_short_images(x_shape, attrs):
+    """A 5x5 kernel over 2-3 rows: only the output rows are computed (PP-OCR's feature maps)."""
+    exe = check_conv(x_shape, (6, 1, 5, 5), {**attrs, "group": 6}, "DepthwiseConv", act="HardSwish")
+    assert exe.out_rows == exe.g.oh < exe.hq
+
+
 def test_depthwise_channel_blocks(monkeypatch):
     """Tap copies made for a few channels at a time give the same result."""
     monkeypatch.setattr(depthwise, "TAPS_BUDGET", 4096)

@@ -190,6 +190,8 @@ def test_binary_broadcast(op, sa, sb):
 def test_binary_with_a_constant_operand_on_either_side():
     check("Sub", [rand(3, 1, 5, seed=4), Feed(rand(2, 3, 4, 5))])
     check("Mul", [Feed(rand(2, 3, 4, 5)), rand(3, 1, 1, seed=4)])
+    check("Sub", [np.float32(1.5), Feed(rand(2, 3, 4, 5))])
+    check("Div", [Feed(rand(2, 3, 4, 5)), np.array([4.0], np.float32)])
 
 
 def test_pow_signs_and_integer_exponents():
@@ -439,7 +441,7 @@ def _small_input_mobilenet_v2(tmp_path):
 
 def test_steady_state_runs_allocate_nothing(tmp_path):
     sess = engine.InferenceSession(_small_input_mobilenet_v2(tmp_path), backend="gl")
-    x = rand(1, 3, 40, 40, seed=12)
+    x = rand(1, 3, 32, 32, seed=12)
     first = sess.run(None, {"input": x})[0]
     for _ in range(100):
         out = sess.run(None, {"input": x})[0]
@@ -449,6 +451,22 @@ def test_steady_state_runs_allocate_nothing(tmp_path):
     assert 0 < mem["arena_bytes"] <= mem["naive_bytes"] and mem["lower_bound_bytes"] <= mem["arena_bytes"]
     backend = sess.backends["gl"]
     assert backend.alignment >= 4 and backend.alignment & (backend.alignment - 1) == 0
+
+
+def test_repacked_weights_are_uploaded_once_across_shapes():
+    model, _ = one_node("Conv", [Feed(rand(1, 6, 8, 8)), rand(8, 6, 3, 3, seed=1), rand(8, seed=2)],
+                        {"pads": [1, 1, 1, 1]})
+    model.graph.values["in0"].shape = ("N", 6, "H", "W")
+    sess = engine.InferenceSession(model, backend="gl")
+    backend = sess.backends["gl"]
+    sess.run(None, {"in0": rand(1, 6, 8, 8)})
+    static = backend.static_bytes
+    assert static >= 8 * 6 * 9 * 4  # the repacked weights (the original layout is never bound)
+    for shape in [(2, 6, 5, 7), (1, 6, 8, 8)]:
+        x = rand(*shape, seed=3)
+        ref = engine.InferenceSession(model, backend="cpu").run(None, {"in0": x})[0]
+        assert_close(sess.run(None, {"in0": x})[0], ref)
+    assert backend.static_bytes == static and sess.replans == 3
 
 
 _CACHE_PROBE = """
@@ -492,6 +510,14 @@ def test_shader_compile_error_carries_the_driver_log(monkeypatch):
     with pytest.raises(engine.KernelCompileError) as err:
         sess.backends["gl"].programs.get("broken")
     assert "broken" in str(err.value) and "undeclared" in err.value.build_log
+
+
+def test_missing_binding_makes_the_backend_unavailable_with_the_reason():
+    code = (f"import sys; sys.path.insert(0, {ROOT!r}); sys.modules['moderngl'] = None; import engine; "
+            "print(engine.available_backends()['gl'])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().startswith("unavailable: moderngl is not installed")
 
 
 def test_unknown_device_index_is_unavailable():

@@ -164,9 +164,10 @@ CONVS = [
 ]
 
 
-def conv_inputs(case, bias=True, transpose_group=None):
+def conv_inputs(case, bias=True, transposed=False):
+    """Inputs (x fed, weights and bias constant) and attributes of a Conv/ConvTranspose case."""
     x, w = case["x"], case["w"]
-    out_channels = w[1] * (transpose_group or 0) if transpose_group else w[0]
+    out_channels = w[1] * case.get("group", 1) if transposed else w[0]
     inputs = [("x", rand(*x), True), ("w", rand(*w, low=-1, high=1), False)]
     if bias:
         inputs.append(("b", rand(out_channels), False))
@@ -205,7 +206,7 @@ TRANSPOSED = [
 
 @pytest.mark.parametrize("case", TRANSPOSED, ids=lambda c: f"x{c['x']}w{c['w']}")
 def test_conv_transpose(vk, case):
-    inputs, attrs = conv_inputs(case, transpose_group=case.get("group", 1))
+    inputs, attrs = conv_inputs(case, transposed=True)
     check("ConvTranspose", inputs, attrs)
 
 

@@ -8,19 +8,26 @@ weighted sum over taps is one batched BLAS product per channel block:
   planes   the image, zero-padded and split into stride phases (sh*sw planes of Hq x Wq per
            channel, channels back to back), so that every tap of a strided or dilated kernel
            reads one plane at a constant offset;
-  taps     S[t] = plane_t.flat[offset_t : offset_t + block]: kh*kw contiguous copies;
-  product  acc (C, mult, Hq*Wq) = w (C, mult, kh*kw) @ S (C, kh*kw, Hq*Wq), one GEMV per channel;
-  store    y = acc[:, :, :OH, :OW] + bias, then the fused activation, in place.
+  taps     S[t] = plane_t.flat[offset_t : offset_t + block]: kh*kw contiguous copies, plus a
+           row of ones when there is a bias (numpy's broadcast add of a per-channel bias is
+           buffered and twice as slow as a plain pass; as a weight it costs one GEMV row);
+  product  acc (C, mult, Hq*Wq) = [w | b] (C, mult, taps) @ S (C, taps, Hq*Wq): one GEMV per channel;
+  store    y = acc[:, :, :OH, :OW], then the fused activation, in place.
 
-Outputs are computed on the whole Hq x Wq plane so that the copies stay 1-D and contiguous;
-the rows and columns past OH x OW are discarded by the store.
+Outputs are computed on the padded width Wq, and on all Hq rows while that wastes little, so
+that each tap copy is one contiguous run across channels; when the kernel is tall against a
+short image (PP-OCR's 5x5 kernels on 2-row feature maps) only the OH rows are computed, one
+run per channel. The store drops the rows and columns past OH x OW.
 """
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .conv import ConvCPU
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 2 << 20
+# Outputs are computed on all Hq plane rows unless that is more than this factor of OH rows.
+ROW_WASTE = 1.5
 
 
 class DepthwiseConv(ConvCPU):
@@ -38,27 +45,46 @@ class DepthwiseConv(ConvCPU):
         self.slack = max(r * self.wq + c for _, _, r, c in self.tap_at)
         self.phases = g.sh * g.sw
         self.phase_floats = g.c * self.plane + self.slack
-        self.block = max(1, min(g.c, TAPS_BUDGET // (4 * self.taps * self.plane)))
-        self.w = self.prepared("depthwise", lambda w: np.ascontiguousarray(
-            w.reshape(g.c, self.mult, self.taps), np.float32))
-        self.bias3 = self.bias_column().reshape(g.m, 1, 1) if self.bias is not None else None
+        self.out_rows = self.hq if self.hq <= ROW_WASTE * g.oh else g.oh
+        self.span = self.out_rows * self.wq                 # outputs computed per channel
+        self.block = max(1, min(g.c, TAPS_BUDGET // (4 * (self.taps + 1) * self.span)))
+        self.rows = self.taps + (self.bias is not None)  # GEMV rows: taps, then the bias's ones
+        self.w = self.prepared("depthwise", self._pack)
+
+    def _pack(self, w):
+        g = self.g
+        packed = w.reshape(g.c, self.mult, self.taps)
+        if self.bias is not None:
+            packed = np.concatenate([packed, self.bias_column().reshape(g.c, self.mult, 1)], axis=2)
+        return np.ascontiguousarray(packed, np.float32)
 
     def scratch_bytes(self):
         g = self.g
-        return 4 * (self.phases * self.phase_floats + self.taps * self.block * self.plane
-                    + g.m * self.plane + self.tmp_floats())
+        return 4 * (self.phases * self.phase_floats + self.rows * self.block * self.span
+                    + g.m * self.span + self.tmp_floats())
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
         g = self.g
         pos = self.phases * self.phase_floats
         self.planes = self.flat[:pos].reshape(self.phases, self.phase_floats)
-        n_taps = self.taps * self.block * self.plane
-        self.s = self.flat[pos:pos + n_taps].reshape(self.taps, self.block, self.plane)
+        n_taps = self.rows * self.block * self.span
+        s = self.flat[pos:pos + n_taps].reshape(self.rows, self.block, self.span)
         pos += n_taps
-        self.acc = self.flat[pos:pos + g.m * self.plane].reshape(g.c, self.mult, self.plane)
-        self.store_src = self.acc.reshape(g.m, self.hq, self.wq)[:, :g.oh, :g.ow]
+        self.acc = self.flat[pos:pos + g.m * self.span].reshape(g.c, self.mult, self.span)
+        self.store_src = self.acc.reshape(g.m, self.out_rows, self.wq)[:, :g.oh, :g.ow]
         self.fills = [self._phase_fill(a, b) for a in range(g.sh) for b in range(g.sw)]
+        # Per channel block: the tap copies (plane rows, channel pitch `plane`), the ones row, the GEMV.
+        self.blocks = []
+        for c0 in range(0, g.c, self.block):
+            c1 = min(g.c, c0 + self.block)
+            copies = []
+            for t, (a, b, r, c) in enumerate(self.tap_at):
+                src = self.planes[a * g.sw + b, c0 * self.plane + r * self.wq + c:]
+                copies.append((s[t, :c1 - c0], as_strided(src, (c1 - c0, self.span), (4 * self.plane, 4),
+                                                           writeable=False)))
+            ones = s[self.taps, :c1 - c0] if self.rows > self.taps else None
+            self.blocks.append((copies, ones, self.w[c0:c1], s[:, :c1 - c0].transpose(1, 0, 2), self.acc[c0:c1]))
 
     def _phase_fill(self, a, b):
         """(zeroed regions, destination, source slices) that fill phase plane (a, b) from an image."""
@@ -83,19 +109,14 @@ class DepthwiseConv(ConvCPU):
                     z.fill(0)
                 if dst.size:
                     np.copyto(dst, image[src][:, :dst.shape[1], :dst.shape[2]])
-            for c0 in range(0, g.c, self.block):
-                c1 = min(g.c, c0 + self.block)
-                span = (c1 - c0) * self.plane
-                s = self.s[:, :c1 - c0].reshape(self.taps, span)
-                for t, (a, b, r, c) in enumerate(self.tap_at):
-                    start = c0 * self.plane + r * self.wq + c
-                    np.copyto(s[t], self.planes[a * g.sw + b, start:start + span])
-                np.matmul(self.w[c0:c1], self.s[:, :c1 - c0].transpose(1, 0, 2), out=self.acc[c0:c1])
+            for copies, ones, w, taps, acc in self.blocks:
+                for dst, src in copies:
+                    np.copyto(dst, src)
+                if ones is not None:
+                    ones.fill(1)
+                np.matmul(w, taps, out=acc)
             y = out[n]
-            if self.bias3 is not None:
-                np.add(self.store_src, self.bias3, out=y)
-            else:
-                np.copyto(y, self.store_src)
+            np.copyto(y, self.store_src)
             self.epilogue.activate(y, self.image_tmp(y))
 
 

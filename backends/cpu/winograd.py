@@ -3,12 +3,12 @@
 Each m x m block of output is computed from an (m+2) x (m+2) input tile d as
     Y = A^T [ (G g G^T) * (B^T d B) ] A
 so the 9*m*m multiply-adds per output block become (m+2)^2: 2.25x fewer for m=2, 4x for m=4,
-5.06x for m=6. With every tile's transforms batched, the multiplications are (m+2)^2 GEMMs
-(K, C) @ (C, tiles) and both transforms are GEMMs too:
-    gather   D (a^2, C, tiles)  <- the padded image's overlapping tiles (one strided copy)
-    input    V = (B^T kron B^T) @ D
-    multiply M[k] = U[k] @ V[k]            for each of the a^2 = (m+2)^2 tile positions
-    output   Y = (A^T kron A^T) @ M  ->  scattered into the output with the bias added
+5.06x for m=6. With a block of tiles batched (a = m+2), everything is a GEMM:
+    gather   D (a, a, C, tiles)  <- the padded image's overlapping tiles (one strided copy)
+    input    V = B^T d B: two thin GEMMs, B^T over the tile rows then over the columns
+    multiply M[p] = U[p] @ V[p]            for each of the a^2 tile positions p: (K, C) @ (C, tiles)
+    bias     added to M at the position of the point 1, where A^T's column is all ones
+    output   Y = A^T M A: two thin GEMMs, then a strided copy into the output
 U = G g G^T is computed once per node. The matrices come from Cook-Toom interpolation at the
 points 0, +-1, +-2, +-1/2 (exact rationals), scaled so that B^T has small integers.
 
@@ -26,13 +26,15 @@ from .conv import ConvCPU, PaddedInput
 
 UNITS = (2, 4, 6)
 _POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
-# Cost model rates, measured with numpy/OpenBLAS at 2 threads (docs/cpu.md): seconds per GEMM
-# FLOP for large products, per FLOP of the thin transform products, per element copied by a
+# Cost model rates for numpy + OpenBLAS at 2 threads, fitted to measured layer times
+# (docs/cpu.md): seconds per GEMM FLOP, per byte of weights streamed from memory, per element
+# through a thin transform GEMM (inner dimension m+2: bandwidth-bound), per element moved by a
 # strided gather/scatter, and per numpy call.
 GEMM_S_PER_FLOP = 1 / 150e9
-THIN_S_PER_FLOP = 1 / 60e9
-COPY_S_PER_ELEM = 0.5e-9
-CALL_S = 2e-6
+WEIGHT_S_PER_BYTE = 1 / 8e9
+THIN_S_PER_ELEM = 0.15e-9
+COPY_S_PER_ELEM = 0.55e-9
+CALL_S = 1e-6
 # Tile rows are transformed and multiplied in blocks of about this many bytes of tiles.
 BLOCK_BYTES = 2 << 20
 
@@ -88,15 +90,22 @@ def tiles(g, m):
 
 def cost(g, m):
     """Estimated seconds for one image: m = 1 is im2col + GEMM, m > 1 Winograd F(m, 3)."""
-    c, k, p = g.c, g.m, g.oh * g.ow
+    c, k = g.c, g.m
     if m == 1:
-        return 2 * k * c * 9 * p * GEMM_S_PER_FLOP + 9 * c * p * COPY_S_PER_ELEM + 3 * CALL_S
-    th, tw = tiles(g, m)
-    t, a2 = th * tw, (m + 2) ** 2
-    gemm = 2 * a2 * k * c * t * GEMM_S_PER_FLOP
-    thin = 2 * a2 * t * (a2 * c + m * m * k) * THIN_S_PER_FLOP
-    copies = (a2 * c * t + m * m * k * t) * COPY_S_PER_ELEM
-    return gemm + thin + copies + (a2 + m * m + 6) * CALL_S
+        p = g.oh * g.ow
+        gemm, weights, thin = 2 * k * 9 * c * p, 4 * k * 9 * c, 0
+        copies, calls = 9 * c * p + c * (g.h + 2) * (g.w + 2), 6
+    else:
+        a = m + 2
+        th, tw = tiles(g, m)
+        t = th * tw
+        gemm, weights = 2 * a * a * k * c * t, 4 * a * a * k * c
+        # B^T on rows then columns of the tiles, then A^T twice: elements read + written.
+        thin = 4 * a * a * c * t + 2 * (a * a + m * a) * k * t + (m * a + m * m) * k * t
+        copies = a * a * c * t + c * (th * m + 2) * (tw * m + 2) + m * m * k * t
+        calls = 10 + m * m
+    return (gemm * GEMM_S_PER_FLOP + weights * WEIGHT_S_PER_BYTE + thin * THIN_S_PER_ELEM
+            + copies * COPY_S_PER_ELEM + calls * CALL_S)
 
 
 def best_unit(g):
@@ -117,7 +126,7 @@ class WinogradConv(ConvCPU):
         self.bt, self.at = bt.astype(np.float32), at.astype(np.float32)
         self.u = self.prepared(f"winograd{m}", lambda w: self._transform_weights(w, gm))
         self.pad = PaddedInput(g, self.th * m + 2, self.tw * m + 2)
-        self.bias3 = self.bias_column().reshape(g.m, 1, 1) if self.bias is not None else None
+        self.bias = self.bias_column() if self.bias is not None else None
         # Tile rows per block: the block's transformed tiles stay near the cache.
         per_row = 4 * a * a * max(g.c, g.m) * self.tw
         self.rows = max(1, min(self.th, BLOCK_BYTES // per_row))
@@ -168,6 +177,10 @@ class WinogradConv(ConvCPU):
         np.matmul(self.bt, v1.reshape(a, a, -1), out=v.reshape(a, a, -1))
         mm = self.buf2[:a * a * g.m * t].reshape(a * a, g.m, t)
         np.matmul(self.u, v.reshape(a * a, g.c, t), out=mm)
+        if self.bias is not None:
+            # A^T e_p = (1, p, p^2...) is all ones at the interpolation point p = 1 (index 1), so
+            # adding b there adds b to every output of the tile: on 1/a^2 of the data.
+            np.add(mm[a + 1], self.bias, out=mm[a + 1])
         y1 = self.buf1[:m * a * g.m * t]
         np.matmul(self.at, mm.reshape(a, -1), out=y1.reshape(m, -1))
         ys = self.buf2[:m * m * g.m * t]
@@ -176,8 +189,4 @@ class WinogradConv(ConvCPU):
         for i in range(m):
             for j in range(m):
                 dst = y[:, r0 * m + i:(r0 + rows) * m:m, j::m]  # numpy crops at the image edge
-                src = ys[i, j, :, :dst.shape[1], :dst.shape[2]]
-                if self.bias3 is not None:
-                    np.add(src, self.bias3, out=dst)
-                else:
-                    np.copyto(dst, src)
+                np.copyto(dst, ys[i, j, :, :dst.shape[1], :dst.shape[2]])

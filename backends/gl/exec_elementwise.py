@@ -19,8 +19,10 @@ _PARAMS = {
     "ThresholdedRelu": lambda a: (a.get("alpha", 1.0), 0.0),
     "Shrink": lambda a: (a.get("bias", 0.0), a.get("lambd", 0.5)),
 }
-UNARY_OPS = [op for op in variants_used("unary", "OP_") if op not in ("Copy", "GeluTanh")]
+UNARY_OPS = [op for op in variants_used("unary", "OP_") if op != "GeluTanh"]  # Gelu picks it
 BINARY_OPS = variants_used("binary", "OP_")
+# One merged dim: the index patterns binary.comp has without per-element index arithmetic.
+LAYOUTS = {((1,), (1,)): "SAME_LAYOUT", ((0,), (1,)): "A_SCALAR", ((1,), (0,)): "B_SCALAR"}
 
 
 def _bound(info, default):
@@ -52,17 +54,15 @@ class UnaryGL(GLExecutor):
                           {"u_n": n, "u_a": a, "u_b": b})]]
 
 
-def broadcast_layout(out_shape, *shapes):
-    """(dims, strides per input) with numpy broadcasting, unit dims dropped and contiguous dims
-    merged; strides are 0 along broadcast dims."""
+def broadcast_layout(out_shape, a_shape, b_shape):
+    """(dims, a strides, b strides) with numpy broadcasting, unit dims dropped and contiguous
+    dims merged; strides are 0 along broadcast dims."""
     rank = len(out_shape)
     strides = []
-    for s in shapes:
+    for s in (a_shape, b_shape):
         s = (1,) * (rank - len(s)) + tuple(s)
-        st = strides_of(s)
-        strides.append([0 if d == 1 and o != 1 else x for d, o, x in zip(s, out_shape, st)])
-    dims, sa, sb = simplify(out_shape, strides[0], strides[1])
-    return dims, sa, sb
+        strides.append([0 if d == 1 and o != 1 else x for d, o, x in zip(s, out_shape, strides_of(s))])
+    return simplify(out_shape, strides[0], strides[1])
 
 
 @GLBackend.op(*BINARY_OPS)
@@ -79,9 +79,11 @@ class BinaryGL(GLExecutor):
         out = self.outs[0].shape
         dims, sa, sb = broadcast_layout(out, self.ins[0].shape, self.ins[1].shape)
         n = int(np.prod(out))
-        same = len(dims) == 1 and sa == (1,) and sb == (1,)
+        defines = {f"OP_{self.node.op}": 1}
+        if len(dims) == 1 and (sa, sb) in LAYOUTS:
+            defines[LAYOUTS[sa, sb]] = 1
         pad = 6 - len(dims)
-        prog = self.program("binary", {f"OP_{self.node.op}": 1, **({"SAME_LAYOUT": 1} if same else {})})
+        prog = self.program("binary", defines)
         uniforms = {"u_n": n, "u_rank": len(dims), "u_shape": (1,) * pad + tuple(dims),
                     "u_sa": (0,) * pad + tuple(sa), "u_sb": (0,) * pad + tuple(sb)}
         return [[Dispatch(prog, grid(n), [self.inputs[0], self.inputs[1], self.outputs[0]], uniforms)]]

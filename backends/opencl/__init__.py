@@ -139,14 +139,15 @@ class OpenCLBackend(Backend):
         self.tuner.apply(executors)
         launches = [launch for e in executors for launch in e.launches]
         programs = {p for e in executors for p in e.programs}
-        enqueue, queue, warm = self.cl.enqueue_nd_range_kernel, self.queue, [False]
-        if self.debug >= 2:
-            return lambda: self._run_verbose(executors)
+        enqueue, queue, verbose, warm = self.cl.enqueue_nd_range_kernel, self.queue, self.debug >= 2, [False]
 
         def run_all():
-            for k, g, l in launches:
-                enqueue(queue, k, g, l)
-            queue.finish()
+            if verbose:
+                self._run_verbose(executors)
+            else:
+                for k, g, l in launches:
+                    enqueue(queue, k, g, l)
+                queue.finish()
             if not warm[0]:  # PoCL compiled its per-local-size variants: keep them on disk
                 warm[0] = True
                 self.compiler.persist(programs)
@@ -160,7 +161,6 @@ class OpenCLBackend(Backend):
                 ms = (ev.profile.end - ev.profile.start) * 1e-6
                 print(f"mixnn: opencl {e.node.name} ({e.node.op}) {k.function_name} "
                       f"global {g} local {l}: {ms:.3f} ms", file=sys.stderr)
-        self.compiler.persist({p for e in executors for p in e.programs})
 
     def time_each(self, executors):
         events = [[self.cl.enqueue_nd_range_kernel(self.queue, k, g, l) for k, g, l in e.launches]

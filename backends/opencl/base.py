@@ -94,6 +94,11 @@ class CLExecutor(Executor):
         return k
 
     def launch(self, kernel, gsize, lsize):
+        cl = self.backend.cl
+        limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self.backend.dev)
+        lsize = list(lsize)
+        while lsize[0] > 1 and int(np.prod(lsize)) > limit:  # a register-hungry kernel on a small GPU
+            lsize[0] //= 2
         self.sizes.append(tuple(int(g) for g in gsize))
         self.launches.append((kernel, *fit(gsize, lsize)))
 

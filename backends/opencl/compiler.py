@@ -17,6 +17,7 @@ OPTIONS = "-cl-std=CL1.2"
 stats = {"hits": 0, "misses": 0}
 _PROGRAMS = {}  # (id(context), key) -> Program: one build per process and context
 _SOURCES = {}
+_SAVED = {}  # cache file -> hash of the binary last written or read there
 
 
 def source(*files, header=""):
@@ -41,7 +42,6 @@ class Compiler:
         self.ctx, self.device, self.cache_dir = ctx, device, cache_dir
         self.ident = "|".join([device.platform.name, device.platform.version, device.name,
                                device.driver_version])
-        self.saved = {}  # key -> hash of the binary last written (or read)
 
     def program(self, src, what, options=""):
         """The built program for this source; `what` names it in errors."""
@@ -87,7 +87,7 @@ class Compiler:
         except cl.Error:
             return None  # stale or foreign binary: rebuild from source
         stats["hits"] += 1
-        self.saved[key] = hashlib.sha256(blob).digest()
+        _SAVED[self._path(key)] = hashlib.sha256(blob).digest()
         return prg
 
     def _save(self, key, prg):
@@ -97,7 +97,7 @@ class Compiler:
         except cl.Error:
             return
         digest = hashlib.sha256(blob).digest()
-        if not blob or self.saved.get(key) == digest:
+        if not blob or _SAVED.get(self._path(key)) == digest:
             return
         try:
             os.makedirs(self.cache_dir, exist_ok=True)
@@ -105,7 +105,7 @@ class Compiler:
             with open(tmp, "wb") as f:
                 f.write(blob)
             os.replace(tmp, self._path(key))
-            self.saved[key] = digest
+            _SAVED[self._path(key)] = digest
         except OSError:
             pass  # a read-only cache only costs time
 

@@ -50,20 +50,21 @@ def conv_supports(node, ins, outs):
 
 
 class _ConvBase(CLExecutor):
-    def _epilogue(self):
-        return fused_activation(self.node)
+    pixels_per_item = 1  # of the direct kernel
 
-    def _bind_direct(self, x, y, geometry, pixels_per_item):
+    def _bind_direct(self, x, y):
         (n, c, h, w), (_, m, oh, ow) = _as_2d(x.shape), _as_2d(y.shape)
         g, mb = self.groups, self.blocks
         self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off,
                         i32(c // g), i32(h), i32(w), i32(m // g), i32(mb), i32(g), i32(n * g * mb),
-                        i32(oh), i32(ow), *[i32(v) for v in geometry], *self._epilogue())
-        self.launch_2d(self.k, -(-oh * ow // pixels_per_item), n * g * mb, ROWS)
+                        i32(oh), i32(ow), *[i32(v) for v in self.geometry], *fused_activation(self.node))
+        self.launch_2d(self.k, -(-oh * ow // self.pixels_per_item), n * g * mb, ROWS)
 
 
 @OpenCLBackend.op("Conv")
 class ConvCL(_ConvBase):
+    pixels_per_item = 2  # conv2d computes two adjacent pixels
+
     @classmethod
     def supports(cls, backend, node, ins, outs):
         return conv_supports(node, ins, outs)
@@ -100,21 +101,22 @@ class ConvCL(_ConvBase):
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
         x, y = inputs[0], outputs[0]
-        if not y.size:
-            return
-        if self.kind == "direct":
-            return self._bind_direct(x, y, self.geometry, 2)
+        if y.size:
+            {"direct": self._bind_direct, "depthwise": self._bind_depthwise, "gemm": self._bind_gemm}[self.kind](x, y)
+
+    def _bind_depthwise(self, x, y):
         (n, c, h, w), (_, m, oh, ow) = _as_2d(x.shape), _as_2d(y.shape)
-        if self.kind == "depthwise":
-            self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off, i32(c), i32(m // c),
-                            i32(h), i32(w), i32(oh), i32(ow), *[i32(v) for v in self.geometry[2:]],
-                            *self._epilogue())
-            self.launch(self.k, (ow, oh, n * m), box_local(ow, ROWS))
-            return
+        self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off, i32(c), i32(m // c),
+                        i32(h), i32(w), i32(oh), i32(ow), *[i32(v) for v in self.geometry[2:]],
+                        *fused_activation(self.node))
+        self.launch(self.k, (ow, oh, n * m), box_local(ow, ROWS))
+
+    def _bind_gemm(self, x, y):
+        (n, c, h, w), m = _as_2d(x.shape), y.shape[1]
         hw = h * w
         self.k.set_args(x.buf, x.off, i32(c * hw), i32(hw), i32(1), self.w.buf, self.b.buf,
                         y.buf, y.off, i32(m * hw), i32(hw), i32(1),
-                        i32(m), i32(hw), i32(c), i32(self.blocks), *self._epilogue())
+                        i32(m), i32(hw), i32(c), i32(self.blocks), *fused_activation(self.node))
         self.launch(self.k, (-(-hw // 2), self.blocks, n), (ROWS, 1, 1))
 
 
@@ -161,4 +163,4 @@ class ConvTransposeCL(_ConvBase):
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
         if outputs[0].size:
-            self._bind_direct(inputs[0], outputs[0], self.geometry, 1)
+            self._bind_direct(inputs[0], outputs[0])

@@ -77,7 +77,7 @@ class ResizeCL(CLExecutor):
             return "unknown nearest_mode"
         if _attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
             return "keep_aspect_ratio_policy"
-        if node.attrs.get("antialias", 0) and min(o / i for o, i in zip(out, x)) < 1:
+        if node.attrs.get("antialias", 0) and any(o < i for o, i in zip(out, x)):
             return "antialiased downsampling"
         return float32_only(ins[:1], outs)
 

@@ -31,7 +31,7 @@ class Dispatch:
     dset: object                # descriptors.DescriptorSet, kept alive by the dispatch
     push: np.ndarray            # push-constant bytes
     groups: tuple               # workgroup counts x, y, z
-    reads: list = field(default_factory=list)   # [(buffer handle id, lo, hi)] in bytes
+    reads: list = field(default_factory=list)   # [(id of the Buffer, lo, hi)] in bytes
     writes: list = field(default_factory=list)
     disjoint: object = None     # dispatches with the same tag write disjoint elements (raster regions)
 

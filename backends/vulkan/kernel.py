@@ -123,14 +123,20 @@ class VkExecutor(Executor):
 
     def dispatch(self, shader, ins, outs, push, invocations=None, groups=None, spec=(),
                  local=LOCAL, disjoint=None) -> Dispatch:
-        """One dispatch of `shader` (push: from `pack`) over `invocations` threads (a 1-D grid, folded into y when
-        it exceeds the device's x limit), or over explicit workgroup `groups`."""
+        """One dispatch of `shader` (push: from `pack`) over `invocations` threads (a 1-D grid,
+        folded into y past the device's x limit), or over explicit workgroup `groups`. Operands
+        bind in order, inputs then outputs; their byte ranges feed the barrier logic."""
         b = self.backend
         pipe = b.pipelines.get(shader, len(ins) + len(outs), (local,) + tuple(spec))
         dset = b.descriptors.write(pipe, [t.binding() for t in list(ins) + list(outs)])
         if groups is None:
-            groups = grid(-(-int(invocations) // local), b.dev.max_groups)
-        return Dispatch(pipe, dset, push, tuple(groups), [t.span() for t in ins], [t.span() for t in outs], disjoint)
+            groups = grid(cdiv(invocations, local), b.dev.max_groups)
+        return Dispatch(pipe, dset, push, tuple(groups), [t.span() for t in ins], [t.span() for t in outs],
+                        disjoint)
+
+
+def cdiv(a, b):
+    return -(-int(a) // int(b))
 
 
 def grid(n_groups, max_x):
@@ -139,4 +145,4 @@ def grid(n_groups, max_x):
     max_x = min(max_x, 65535)
     if n_groups <= max_x:
         return (max(n_groups, 1), 1, 1)
-    return (max_x, -(-n_groups // max_x), 1)
+    return (max_x, cdiv(n_groups, max_x), 1)

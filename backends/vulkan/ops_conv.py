@@ -11,7 +11,7 @@ import numpy as np
 from engine.ops.nn import conv_geometry
 
 from . import VulkanBackend
-from .kernel import VkExecutor, attr, check_float, fused, fused_reason, grid, pack
+from .kernel import LOCAL, VkExecutor, attr, cdiv, check_float, fused, fused_reason, grid, pack
 from .ops_elementwise import broadcast_strides, collapse
 
 BATCH_DIMS = 4
@@ -28,6 +28,8 @@ def as_2d(shape):
 
 
 def conv_check(backend, node, ins, outs):
+    if len(ins) > 3 or node.attrs.get("residual"):
+        return "fused residual input"
     if len(ins[0].shape) not in (3, 4):
         return f"{len(ins[0].shape) - 2}-d convolution (1-d and 2-d only)"
     return fused_reason(node) or check_float(node, ins, outs, backend)
@@ -43,9 +45,9 @@ def matmul_dispatches(exe, a, b, bias, c, m, n, k, batch, sa, sb, bias_mode):
     ops = [a, b, bias if bias is not None else exe.backend.dummy]
     spec = (act, bias_mode)
     if min(m, n) < TILE or (exe.backend.dev.software and not TILED_ON_SOFTWARE):
-        gx, gy, _ = grid(-(-(-(-m // 4) * -(-n // 4)) // 64), exe.backend.dev.max_groups)
+        gx, gy, _ = grid(cdiv(cdiv(m, 4) * cdiv(n, 4), LOCAL), exe.backend.dev.max_groups)  # 4x4 blocks
         return [exe.dispatch("matmul_small", ops, [c], push, groups=(gx, gy, nbatch), spec=spec)]
-    return [exe.dispatch("matmul", ops, [c], push, groups=(-(-n // 64), -(-m // 64), nbatch), spec=spec, local=16)]
+    return [exe.dispatch("matmul", ops, [c], push, groups=(cdiv(n, TILE), cdiv(m, TILE), nbatch), spec=spec)]
 
 
 @VulkanBackend.op("Conv")
@@ -78,8 +80,8 @@ class ConvVK(VkExecutor):
             push = pack(cin, h, wd, oh, ow, kh, kw, *strides, *dil, pads[0], pads[1], y.size, alpha, beta)
             return [self.dispatch("conv_dw", ops, [y], push, y.size, spec=spec)]
         cout_g = cout // group
-        ocb = -(-cout_g // 4)
-        npix = n * oh * -(-ow // 4)
+        ocb = cdiv(cout_g, 4)
+        npix = n * oh * cdiv(ow, 4)
         push = pack(cin, h, wd, cout, oh, ow, kh, kw, *strides, *dil, pads[0], pads[1], cin // group, cout_g,
                     npix, ocb, alpha, beta)
         return [self.dispatch("conv2d", ops, [y], push, npix * group * ocb, spec=spec)]

@@ -17,6 +17,6 @@ void main() {
     if (i >= u_n) {
         return;
     }
-    int c = (i / u_inner) % u_c;
+    int c = divmod(divmod(i, u_inner).x, u_c).y;
     y[i] = x[i] * scale[c] + shift[c];
 }

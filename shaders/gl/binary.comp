@@ -1,5 +1,6 @@
 // y = a <op> b with numpy broadcasting. Dims are collapsed on the host and right-aligned in
-// arrays of 6; a broadcast dim has stride 0. SAME_LAYOUT: a, b and y index alike (no strides).
+// arrays of 6; a broadcast dim has stride 0. SAME_LAYOUT: a, b and y index alike (no strides);
+// A_SCALAR / B_SCALAR: that operand is one value.
 
 layout(local_size_x = 128) in;
 #include "common.glsl"
@@ -69,18 +70,24 @@ void main() {
     if (i >= u_n) {
         return;
     }
-#ifdef SAME_LAYOUT
+#if defined(SAME_LAYOUT)
     y[i] = op(a[i], b[i]);
+#elif defined(A_SCALAR)
+    y[i] = op(a[0], b[i]);
+#elif defined(B_SCALAR)
+    y[i] = op(a[i], b[0]);
 #else
     int r = i;
     int ia = 0;
     int ib = 0;
-    for (int d = 5; d >= 6 - u_rank; d--) {
-        int c = r % u_shape[d];
-        r = r / u_shape[d];
-        ia += c * u_sa[d];
-        ib += c * u_sb[d];
+    for (int d = 5; d > 6 - u_rank; d--) {
+        ivec2 qr = divmod(r, u_shape[d]);
+        r = qr.x;
+        ia += qr.y * u_sa[d];
+        ib += qr.y * u_sb[d];
     }
+    ia += r * u_sa[6 - u_rank];  // the outermost dim needs no division
+    ib += r * u_sb[6 - u_rank];
     y[i] = op(a[ia], b[ib]);
 #endif
 }

@@ -105,8 +105,9 @@ void main() {
 #endif
 #else
     int owb = (u_out.z + 3) / 4;
-    int oy = blk / owb;
-    int ox0 = (blk % owb) * 4;
+    ivec2 rb = divmod(blk, owb);
+    int oy = rb.x;
+    int ox0 = rb.y * 4;
     int iy0 = oy * u_step.x - u_pad.x;
     int ix0 = ox0 * u_step.y - u_pad.y;
     int sx = u_step.y;

@@ -24,26 +24,32 @@ void main() {
     if (i >= u_n) {
         return;
     }
-    int ox = i % u_out.z;
-    int oy = (i / u_out.z) % u_out.y;
-    int m = (i / (u_out.z * u_out.y)) % u_out.x;
-    int n = i / (u_out.z * u_out.y * u_out.x);
-    int g = m / u_kernel.w;
-    int mg = m % u_kernel.w;
+    ivec2 xr = divmod(i, u_out.z);
+    ivec2 yr = divmod(xr.x, u_out.y);
+    ivec2 mr = divmod(yr.x, u_out.x);
+    int ox = xr.y;
+    int oy = yr.y;
+    int m = mr.y;
+    int n = mr.x;
+    ivec2 gm = divmod(m, u_kernel.w);
+    int g = gm.x;
+    int mg = gm.y;
     int ksize = u_kernel.x * u_kernel.y;
     float acc = 0.0;
     for (int ky = 0; ky < u_kernel.x; ky++) {
         int ty = oy + u_pad.x - ky * u_step.z;
-        if (ty < 0 || ty % u_step.x != 0 || ty / u_step.x >= u_in.y) {
+        ivec2 sy = divmod(max(ty, 0), u_step.x);
+        if (ty < 0 || sy.y != 0 || sy.x >= u_in.y) {
             continue;
         }
-        int iy = ty / u_step.x;
+        int iy = sy.x;
         for (int kx = 0; kx < u_kernel.y; kx++) {
             int tx = ox + u_pad.y - kx * u_step.w;
-            if (tx < 0 || tx % u_step.y != 0 || tx / u_step.y >= u_in.z) {
+            ivec2 sx = divmod(max(tx, 0), u_step.y);
+            if (tx < 0 || sx.y != 0 || sx.x >= u_in.z) {
                 continue;
             }
-            int ix = tx / u_step.y;
+            int ix = sx.x;
             for (int c = 0; c < u_kernel.z; c++) {
                 int ic = g * u_kernel.z + c;
                 acc += x[((n * u_in.x + ic) * u_in.y + iy) * u_in.z + ix]

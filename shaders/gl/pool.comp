@@ -21,9 +21,11 @@ void main() {
     if (i >= u_n) {
         return;
     }
-    int ox = i % u_out.y;
-    int oy = (i / u_out.y) % u_out.x;
-    int plane = i / (u_out.x * u_out.y);
+    ivec2 row = divmod(i, u_out.y);
+    ivec2 col = divmod(row.x, u_out.x);
+    int ox = row.y;
+    int oy = col.y;
+    int plane = col.x;
     int base = plane * u_in.x * u_in.y;
     int iy0 = oy * u_step.x - u_pad.x;
     int ix0 = ox * u_step.y - u_pad.y;

@@ -23,11 +23,13 @@ void main() {
     int r = i;
     int s = u_offsets.x;
     int d = u_offsets.y;
-    for (int k = 5; k >= 6 - u_rank; k--) {
-        int c = r % u_size[k];
-        r = r / u_size[k];
-        s += c * u_ss[k];
-        d += c * u_ds[k];
+    for (int k = 5; k > 6 - u_rank; k--) {
+        ivec2 qr = divmod(r, u_size[k]);
+        r = qr.x;
+        s += qr.y * u_ss[k];
+        d += qr.y * u_ds[k];
     }
+    s += r * u_ss[6 - u_rank];  // the outermost dim needs no division
+    d += r * u_ds[6 - u_rank];
     dst[d] = src[s];
 }

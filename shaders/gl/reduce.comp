@@ -22,11 +22,12 @@ uniform ivec4 u_rstr;
 
 int offset_of(int i, ivec4 dims, ivec4 str) {
     int o = 0;
-    for (int d = 3; d >= 0; d--) {
-        o += (i % dims[d]) * str[d];
-        i = i / dims[d];
+    for (int d = 3; d > 0; d--) {
+        ivec2 qr = divmod(i, dims[d]);
+        o += qr.y * str[d];
+        i = qr.x;
     }
-    return o;
+    return o + i * str[0];
 }
 
 float start(int kind) {

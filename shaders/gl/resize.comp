@@ -23,9 +23,11 @@ void main() {
     if (i >= u_n) {
         return;
     }
-    int ox = i % u_out.y;
-    int oy = (i / u_out.y) % u_out.x;
-    int plane = i / (u_out.x * u_out.y);
+    ivec2 row = divmod(i, u_out.y);
+    ivec2 col = divmod(row.x, u_out.x);
+    int ox = row.y;
+    int oy = col.y;
+    int plane = col.x;
     int base = plane * u_in.x * u_in.y;
     int cols = 2 * u_out.x * TAPS;
     float acc = 0.0;

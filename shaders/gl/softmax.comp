@@ -55,7 +55,8 @@ void main() {
     if (i >= u_n) {
         return;
     }
-    int base = (i / u_inner) * u_len * u_inner + i % u_inner;
+    ivec2 oi = divmod(i, u_inner);
+    int base = oi.x * u_len * u_inner + oi.y;
     float mx = neg_inf();
     for (int j = first; j < u_len; j += STEP) {
         mx = max(mx, x[base + j * u_inner]);

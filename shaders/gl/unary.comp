@@ -71,8 +71,6 @@ float op(float v) {
     return min(max(v, u_a), u_b);
 #elif defined(OP_Shrink)
     return v < -u_b ? v + u_a : (v > u_b ? v - u_a : 0.0);
-#elif defined(OP_Copy)
-    return v;
 #else
     return v;
 #endif
