@@ -70,9 +70,24 @@ def make_feed(graph, shapes, seed=0):
 
 
 # -- the sides of a comparison ------------------------------------------------------------
-class MixnnSide:
+class Side:
+    """One contender: prepare() (untimed), start(feed) (timed: the first run), run(), extra()."""
+    label = None
+
+    def prepare(self):
+        pass
+
+    def extra(self):
+        return {}
+
+    def close(self):
+        self.sess = None
+
+
+class MixnnSide(Side):
     def __init__(self, backend, path, threads):
         self.name, self.path, self.threads = backend, path, threads
+        self.label = f"mixnn-{backend}"
 
     def start(self, feed):
         import engine
@@ -86,16 +101,13 @@ class MixnnSide:
 
     def extra(self):
         mem = self.sess.memory()
-        on_cpu = sum(1 for p in self.sess.placement().values() if p["backend"] == "cpu")
+        placement = self.sess.placement().values()
         return {"arena_bytes": sum(m["arena_bytes"] for m in mem.values()),
                 "static_bytes": sum(m["static_bytes"] for m in mem.values()),
-                "nodes": len(self.sess.placement()), "nodes_on_cpu": on_cpu}
-
-    def close(self):
-        self.sess = None
+                "nodes": len(placement), "nodes_on_cpu": sum(p["backend"] == "cpu" for p in placement)}
 
 
-class OrtSide:
+class OrtSide(Side):
     name = ORT
 
     def __init__(self, path, threads):
@@ -113,54 +125,41 @@ class OrtSide:
     def run(self):
         self.sess.run(None, self.feed)
 
-    def extra(self):
-        return {}
 
-    def close(self):
-        self.sess = None
-
-
-class MnnSide:
-    """MNN's Python wheel: the ONNX model converted with its converter in a subprocess (a crash
-    there cannot take the benchmark down), then run through its Interpreter/Session API."""
+class MnnSide(Side):
+    """MNN's Python wheel: the ONNX model converted by its converter in a subprocess (untimed;
+    a crash there cannot take the benchmark down), then run through its Session API."""
     name = MNN
 
     def __init__(self, path, threads, workdir):
         self.path, self.threads, self.workdir = path, threads, workdir
 
+    def prepare(self):
+        self.model = convert_to_mnn(self.path, self.workdir)
+
     def start(self, feed):
         import MNN as mnn
         import numpy as np
-        self.mnn, self.np = mnn, np
-        self.model = convert_to_mnn(self.path, self.workdir)
         self.interp = mnn.Interpreter(self.model)
-        self.session = self.interp.createSession({"numThread": self.threads})
-        inputs = self.interp.getSessionInputAll(self.session)
+        self.sess = self.interp.createSession({"numThread": self.threads})
+        inputs = self.interp.getSessionInputAll(self.sess)
         for name, arr in feed.items():
             self.interp.resizeTensor(inputs[name], arr.shape)
-        self.interp.resizeSession(self.session)
-        self.staged = [(inputs[name], mnn.Tensor(arr.shape, mnn.Halide_Type_Float, arr.astype(np.float32),
-                                                 mnn.Tensor_DimensionType_Caffe)) for name, arr in feed.items()]
-        self.outputs = []
-        for tensor in self.interp.getSessionOutputAll(self.session).values():
-            shape = tensor.getShape()
-            host = mnn.Tensor(shape, mnn.Halide_Type_Float, np.zeros(shape, np.float32),
-                              mnn.Tensor_DimensionType_Caffe)
-            self.outputs.append((tensor, host))
+        self.interp.resizeSession(self.sess)
+
+        def host(shape, data):
+            return mnn.Tensor(shape, mnn.Halide_Type_Float, data, mnn.Tensor_DimensionType_Caffe)
+        self.staged = [(inputs[k], host(a.shape, a.astype(np.float32))) for k, a in feed.items()]
+        self.outputs = [(t, host(t.getShape(), np.zeros(t.getShape(), np.float32)))
+                        for t in self.interp.getSessionOutputAll(self.sess).values()]
         self.run()
 
     def run(self):
         for dst, src in self.staged:
             dst.copyFrom(src)
-        self.interp.runSession(self.session)
+        self.interp.runSession(self.sess)
         for tensor, host in self.outputs:
             tensor.copyToHostTensor(host)
-
-    def extra(self):
-        return {}
-
-    def close(self):
-        self.interp = self.session = None
 
 
 def mnn_version():
@@ -218,13 +217,15 @@ def measure(sides, feed, runs, progress=None, label=("", 0)):
     """Start every side (first-run latency), then `runs` interleaved rounds. {side: result}."""
     results, live = {}, []
     for side in sides:
-        t0 = time.perf_counter()
         try:
+            side.prepare()
+            t0 = time.perf_counter()
             side.start(feed)
         except Exception as e:  # one side failing is a result, not the end of the benchmark
             results[side.name] = {"error": f"{type(e).__name__}: {e}"}
             continue
-        results[side.name] = {"first_run_ms": (time.perf_counter() - t0) * 1e3}
+        results[side.name] = {"label": side.label or side.name,
+                              "first_run_ms": (time.perf_counter() - t0) * 1e3}
         live.append(side)
     times = {side.name: [] for side in live}
     for r in range(WARMUP + runs):
@@ -295,6 +296,7 @@ def print_table(report, file=sys.stdout):
         for side, res in entry["results"].items():
             lead = f"{entry['model'][:14]:<15}{shape[:16]:<17}" if first else " " * 32
             first = False
+            side = res.get("label", side)
             if "error" in res:
                 print(f"{lead}{side:<13}error: {res['error'][:90]}", file=file)
                 continue
@@ -321,6 +323,7 @@ def plot(report, path):
     for e in entries:
         sides += [s for s, r in e["results"].items() if "median_ms" in r and s not in sides]
     values = [[e["results"].get(s, {}).get("median_ms") for e in entries] for s in sides]
+    labels = {s: r.get("label", s) for e in entries for s, r in e["results"].items()}
     flat = [v for row in values for v in row if v]
     if not flat:
         raise MixnnError("--plot: nothing was measured")
@@ -328,7 +331,7 @@ def plot(report, path):
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(entries) * max(1, len(sides)) / 2.5), 5.0))
     for k, (side, row) in enumerate(zip(sides, values)):
         xs = [i + (k - (len(sides) - 1) / 2) * width for i in range(len(entries))]
-        bars = ax.bar([x for x, v in zip(xs, row) if v], [v for v in row if v], width, label=side)
+        bars = ax.bar([x for x, v in zip(xs, row) if v], [v for v in row if v], width, label=labels[side])
         ax.bar_label(bars, labels=[f"{v:.1f}" if v < 100 else f"{v:.0f}" for v in row if v],
                      fontsize=7, rotation=90, padding=2)
     if max(flat) / min(flat) > 30:
@@ -339,7 +342,7 @@ def plot(report, path):
     m = report["machine"]
     ax.set_title(f"mixnn bench: batch 1, {m['threads']} threads, {m['cores']} cores")
     ax.margins(y=0.15)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

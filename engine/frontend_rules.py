@@ -27,6 +27,63 @@ def supported_ops():
     return set(KERNELS)
 
 
+# Old op versions that no upgrade rule brings to the newest form: (op, since_version) -> why.
+REFUSED = {("Tile", 1): "tiles/axis inputs", ("Upsample", 1): "width_scale/height_scale attributes"}
+# Before opset 7 these took `broadcast` and `axis` attributes (numpy-style broadcasting came in 7).
+LEGACY_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less"}
+# Attributes of old versions that mean nothing for inference (in-place hints, test mode...).
+LEGACY_ATTRS = ("consumed_inputs", "is_test", "broadcast")
+
+
+def check_version(c, node):
+    """The since-version of the node's op at the model's opset; refuses versions mixnn does not
+    implement (ops the opset does not define, old forms without an upgrade rule)."""
+    import onnx
+    try:
+        since = onnx.defs.get_schema(node.op, c.opset, "").since_version
+    except onnx.defs.SchemaError:
+        raise UnsupportedOpError(f"model '{c.model_name}': node '{node.name}' uses op {node.op}, which "
+                                 f"ONNX opset {c.opset} does not define") from None
+    why = REFUSED.get((node.op, since))
+    if since < 7 and node.op in LEGACY_BROADCAST and node.attrs.get("broadcast") and "axis" in node.attrs:
+        why = "legacy broadcasting along an axis"
+    if node.op == "BatchNormalization" and node.attrs.pop("spatial", 1) == 0:
+        why = "spatial=0 (per-activation statistics)"
+    if why:
+        raise UnsupportedOpError(f"model '{c.model_name}': node '{node.name}' uses {node.op}-{since} "
+                                 f"(opset {c.opset}) with {why}, which mixnn does not implement; "
+                                 f"export the model with a newer opset")
+    if since < 7:
+        for a in LEGACY_ATTRS:
+            node.attrs.pop(a, None)
+    return since
+
+
+@rule(UPGRADE, "Cast")
+def _cast(c, node):
+    to = node.attrs.get("to")
+    if isinstance(to, str):  # Cast-1 names the type: "FLOAT"
+        import onnx
+        try:
+            node.attrs["to"] = onnx.TensorProto.DataType.Value(to.upper())
+        except ValueError:
+            raise UnsupportedOpError(f"node '{node.name}': Cast to unknown type '{to}'") from None
+    return node
+
+
+@rule(UPGRADE, "Concat")
+def _concat(c, node):
+    if c.since < 4:
+        node.attrs.setdefault("axis", 1)
+    return node
+
+
+@rule(UPGRADE, "Scatter")
+def _scatter(c, node):
+    node.op = "ScatterElements"  # Scatter-9/11 is ScatterElements under its old name
+    return node
+
+
 def _attr_to_input(c, node, attr, position, dtype=np.int64, default=None):
     """Move attribute `attr` into input slot `position` as a constant."""
     value = node.attrs.pop(attr, default)
@@ -98,6 +155,8 @@ def _clip(c, node):
 
 @rule(UPGRADE, "Pad")
 def _pad(c, node):
+    if "paddings" in node.attrs:  # Pad-1
+        node.attrs["pads"] = node.attrs.pop("paddings")
     if "pads" in node.attrs:
         value = node.attrs.pop("value", 0.0)
         node = _attr_to_input(c, node, "pads", 1)

@@ -16,7 +16,7 @@ from .errors import ModelFormatError, UnsupportedOpError
 from .ir import Graph, Node, Value
 from .onnx_types import onnx_dtype
 
-MIN_OPSET = 7
+MIN_OPSET = 1
 IGNORED_DOMAINS = ("", "ai.onnx")
 
 
@@ -50,6 +50,9 @@ def convert(model) -> Graph:
     if not MIN_OPSET <= opset <= newest:
         raise UnsupportedOpError(f"model '{name}': opset {opset} is outside the supported range "
                                  f"{MIN_OPSET}..{newest}")
+    if proto.ir_version > onnx.IR_VERSION:
+        raise UnsupportedOpError(f"model '{name}': IR version {proto.ir_version} is newer than the "
+                                 f"installed onnx {onnx.__version__} knows ({onnx.IR_VERSION})")
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph
     except Exception:
@@ -63,6 +66,8 @@ def convert(model) -> Graph:
 
 
 def _value_from_type(name, tp):
+    if tp.WhichOneof("value") is None:
+        return Value(name)  # untyped (allowed for subgraph inputs/outputs): known at run time
     if not tp.HasField("tensor_type"):
         raise UnsupportedOpError(f"value '{name}': only tensor types are supported "
                                  f"(sequence/map/optional are out of scope)")
@@ -142,7 +147,8 @@ class _Converter:
         return name
 
     def _emit(self, node):
-        from .frontend_rules import LOWER, UPGRADE, supported_ops
+        from .frontend_rules import LOWER, UPGRADE, check_version, supported_ops
+        self.since = check_version(self, node)
         fn = UPGRADE.get(node.op)
         if fn is not None:
             node = fn(self, node)

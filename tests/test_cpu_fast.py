@@ -323,3 +323,31 @@ def test_bench_plot(tmp_path):
     path = tmp_path / "bench.png"
     bench.plot(report, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("w_shape, bias, act", [((6, 4, 2, 2), True, None), ((6, 1, 2, 2), False, "Sigmoid"),
+                                                ((3, 5, 3, 2), True, "Relu")])
+def test_conv_transpose(w_shape, bias, act):
+    """kernel == stride: one GEMM and kh*kw strided copies (DBNet's upsampling heads)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, w_shape[0], 7, 5)).astype(F32)
+    w = rng.standard_normal(w_shape).astype(F32)
+    b = rng.standard_normal(w_shape[1]).astype(F32) if bias else None
+    attrs = {"strides": list(w_shape[2:]), "kernel_shape": list(w_shape[2:])}
+    inits = {"w": w, **({"b": b} if bias else {})}
+    act_nodes, act_attrs, act_inits = activation_nodes(act)
+    node = helper.make_node("ConvTranspose", ["x", "w"] + (["b"] if bias else []), ["c"], **attrs)
+    ref = ort_run(onnx_model([node] + act_nodes, {"x": x}, "y", {**inits, **act_inits}), {"x": x})[0]
+    ir = Node("ConvTranspose", ["x", "w", "b" if bias else ""], ["y"], "ct", {**attrs, **act_attrs})
+    infos = [TensorInfo(x.shape, x.dtype), TensorInfo(w.shape, w.dtype, w),
+             TensorInfo(b.shape, b.dtype, b) if bias else None]
+    exe, y = run_executor(ir, [x, w, b], infos, ref.shape)
+    assert type(exe).__name__ == "ConvTransposeCPU"
+    assert_close(y, ref, what=f"ConvTranspose {w_shape} bias={bias} {act}")
+
+
+def test_conv_transpose_overlapping_kernels_decline():
+    w = np.ones((4, 4, 3, 3), F32)
+    node = Node("ConvTranspose", ["x", "w"], ["y"], "ct", {"strides": [2, 2]})
+    infos = [TensorInfo((1, 4, 5, 5), np.dtype(F32)), TensorInfo(w.shape, w.dtype, w)]
+    assert conv.ConvTransposeCPU.supports(backends.cpu.CpuBackend(), node, infos, []) is not None

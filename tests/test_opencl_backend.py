@@ -67,6 +67,7 @@ CONVS = [  # (x shape, w shape, attrs)
     ((2, 13, 7, 5), (17, 13, 1, 1), {}),                                   # 1x1: packed GEMM
     ((1, 6, 9, 9), (9, 2, 3, 3), dict(group=3, pads=[1, 1, 1, 1])),        # grouped
     ((2, 6, 12, 11), (12, 1, 5, 5), dict(group=6, strides=[2, 2], pads=[2, 1, 0, 2])),  # depthwise x2
+    ((1, 4, 7, 29), (4, 1, 3, 3), dict(group=4, pads=[1, 1, 1, 1], dilations=[1, 2])),  # wide depthwise
     ((1, 5, 10, 7), (9, 5, 1, 1), dict(strides=[2, 2])),                   # strided 1x1: direct
     ((1, 3, 15, 15), (4, 3, 3, 2), dict(auto_pad="SAME_UPPER", strides=[2, 3])),
     ((2, 4, 17), (5, 4, 3), dict(dilations=[2], pads=[1, 2])),              # 1-D
@@ -353,6 +354,10 @@ def _real(name):
 def test_ppocr_det_two_sizes_one_session():
     sess = check_model(_real("ppocr_det"), [(1, 3, 64, 96), (1, 3, 96, 64)])
     assert sess.replans == 2
+    packed = dict(sess.backends["opencl"].packed)  # weights repacked once, not once per shape
+    sess.run(None, {"x": image_like((1, 3, 32, 32))})
+    assert sess.backends["opencl"].packed.keys() == packed.keys()
+    assert all(sess.backends["opencl"].packed[k][1] is t for k, (_, t) in packed.items())
 
 
 @pytest.mark.parametrize("name,shape", [("ppocr_rec", (1, 3, 48, 96)), ("ppocr_cls", (1, 3, 48, 192))])

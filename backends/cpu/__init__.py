@@ -10,7 +10,9 @@ from engine.backend import Backend, Executor, register_backend
 
 from .kernels import KERNELS
 from . import (kernels_binary, kernels_conv, kernels_detection, kernels_index, kernels_layout,  # noqa: F401
-               kernels_misc, kernels_norm, kernels_pool, kernels_reduce, kernels_resize, kernels_unary)
+               kernels_misc, kernels_norm, kernels_pool, kernels_quant, kernels_reduce, kernels_resize,
+               kernels_unary)
+from . import kernels_lowp  # noqa: F401,E402
 
 
 @register_backend("cpu")

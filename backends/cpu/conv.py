@@ -262,6 +262,71 @@ class Im2colConv(ConvCPU):
                           writeable=False)
 
 
+@CpuBackend.op("ConvTranspose")
+class ConvTransposeCPU(Executor):
+    """Transposed convolution whose kernel equals its stride (the 2x2/2 upsampling of DBNet
+    heads): output pixels of different taps never overlap, so it is one GEMM
+    cols (M*kh*kw, H*W) = W^T @ [x; 1] with the bias as a weight column, then kh*kw strided
+    copies of the columns into the output phases. Overlapping kernels use the generic kernel."""
+
+    @classmethod
+    def supports(cls, backend, node, ins, outs):
+        x, w = ins[0], ins[1]
+        if len(x.shape) != 4 or x.dtype != np.float32 or w.dtype != np.float32 or w.value is None:
+            return "the fast ConvTranspose path is 2-D float32 with constant weights"
+        if len(ins) > 2 and ins[2] is not None and ins[2].value is None:
+            return "the bias is not constant"
+        a = node.attrs
+        kernel = list(w.shape[2:])
+        if a.get("group", 1) != 1 or list(a.get("strides", [1, 1])) != kernel \
+                or any(a.get("pads", [0] * 4)) or any(a.get("output_padding", [0, 0])) \
+                or any(d != 1 for d in a.get("dilations", [1, 1])) \
+                or "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            return "only ConvTranspose with kernel == stride, one group and no padding has a fast path"
+        return unsupported_activation(node)
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        self.n, self.c, self.h, self.w = ins[0].shape
+        _, self.m, self.kh, self.kw = ins[1].shape
+        bias = ins[2].value if len(ins) > 2 and ins[2] is not None else None
+        self.weight = prepared(backend, node, "transpose", ins[1].value, lambda w: self._pack(w, bias))
+        self.epilogue = Epilogue(node)
+        self.out_floats = int(np.prod(outs[0].shape[1:]))
+
+    def _pack(self, w, bias):
+        rows = np.ascontiguousarray(w.transpose(1, 2, 3, 0)).reshape(-1, self.c)  # (M*kh*kw, C)
+        b = np.zeros(self.m, np.float32) if bias is None else np.asarray(bias, np.float32)
+        return np.ascontiguousarray(np.hstack([rows, np.repeat(b, self.kh * self.kw)[:, None]]), np.float32)
+
+    def scratch_bytes(self):
+        hw = self.h * self.w
+        tmp = self.out_floats if self.epilogue.needs_tmp else 0
+        return 4 * ((self.c + 1) * hw + self.m * self.kh * self.kw * hw + tmp)
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        hw = self.h * self.w
+        flat = scratch.view(np.float32)
+        self.xa = flat[:(self.c + 1) * hw].reshape(self.c + 1, hw)
+        cols = flat[(self.c + 1) * hw:(self.c + 1 + self.m * self.kh * self.kw) * hw]
+        self.cols = cols.reshape(self.m * self.kh * self.kw, hw)
+        taps = self.cols.reshape(self.m, self.kh, self.kw, self.h, self.w)
+        self.tmp = flat[-self.out_floats:] if self.epilogue.needs_tmp else None
+        self.scatter = [(taps[:, i, j], (i, j)) for i in range(self.kh) for j in range(self.kw)]
+
+    def run(self):
+        x, out = self.inputs[0], self.outputs[0]
+        for n in range(self.n):
+            np.copyto(self.xa[:self.c], x[n].reshape(self.c, -1))
+            self.xa[self.c].fill(1)
+            np.matmul(self.weight, self.xa, out=self.cols)
+            y = out[n]
+            for src, (i, j) in self.scatter:
+                np.copyto(y[:, i::self.kh, j::self.kw], src)
+            self.epilogue.activate(y, None if self.tmp is None else self.tmp.reshape(y.shape))
+
+
 def strategy(g):
     """The executor class for a convolution of geometry g."""
     from .depthwise import DepthwiseConv

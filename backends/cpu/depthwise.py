@@ -14,10 +14,9 @@ weighted sum over taps is one batched BLAS product per channel block:
   product  acc (C, mult, Hq*Wq) = [w | b] (C, mult, taps) @ S (C, taps, Hq*Wq): one GEMV per channel;
   store    y = acc[:, :, :OH, :OW], then the fused activation, in place.
 
-Outputs are computed on the padded width Wq, and on all Hq rows while that wastes little, so
-that each tap copy is one contiguous run across channels; when the kernel is tall against a
-short image (PP-OCR's 5x5 kernels on 2-row feature maps) only the OH rows are computed, one
-run per channel. The store drops the rows and columns past OH x OW.
+Outputs are computed on the padded width Wq, and on the OH output rows of each channel -- or,
+for small images where one channel's rows are too short a copy, on all Hq plane rows, so that
+each tap copy becomes one contiguous run across channels. The store drops the rest.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -25,8 +24,11 @@ from numpy.lib.stride_tricks import as_strided
 from .conv import ConvCPU
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
-TAPS_BUDGET = 2 << 20
-# Outputs are computed on all Hq plane rows unless that is more than this factor of OH rows.
+TAPS_BUDGET = 1 << 20
+# Only the OH output rows of each channel are computed when one channel's run of them is at
+# least this many floats (a copy that long costs what a contiguous one does) or when all Hq
+# plane rows would be more than ROW_WASTE times as many.
+ROW_MIN = 256
 ROW_WASTE = 1.5
 
 
@@ -45,7 +47,8 @@ class DepthwiseConv(ConvCPU):
         self.slack = max(r * self.wq + c for _, _, r, c in self.tap_at)
         self.phases = g.sh * g.sw
         self.phase_floats = g.c * self.plane + self.slack
-        self.out_rows = self.hq if self.hq <= ROW_WASTE * g.oh else g.oh
+        short = g.oh * self.wq >= ROW_MIN or self.hq > ROW_WASTE * g.oh
+        self.out_rows = g.oh if short else self.hq
         self.span = self.out_rows * self.wq                 # outputs computed per channel
         self.block = max(1, min(g.c, TAPS_BUDGET // (4 * (self.taps + 1) * self.span)))
         self.rows = self.taps + (self.bias is not None)  # GEMV rows: taps, then the bias's ones

@@ -174,3 +174,19 @@ class MatMulCPU(Executor):
             np.add(y, self.bias, out=y)
         tmp = self.tmp[:self.size].reshape(y.shape) if self.epilogue.needs_tmp else None
         self.epilogue.activate(y, tmp)
+
+
+def _measure_strassen(sizes=(512, 1024, 2048, 4096)):
+    """`python -m backends.cpu.gemm`: BLAS vs one level of Strassen, best of 3, on this machine."""
+    import timeit
+    rng = np.random.default_rng(0)
+    for s in sizes:
+        a, b = rng.standard_normal((s, s), np.float32), rng.standard_normal((s, s), np.float32)
+        out, tmp = np.empty((s, s), np.float32), np.empty(strassen_floats(s, s, s), np.float32)
+        blas = min(timeit.repeat(lambda: np.matmul(a, b, out=out), number=1, repeat=3))
+        strassen = min(timeit.repeat(lambda: strassen_matmul(a, b, out, tmp), number=1, repeat=3))
+        print(f"{s}^3: BLAS {blas * 1e3:.1f} ms, Strassen {strassen * 1e3:.1f} ms ({strassen / blas:.2f}x)")
+
+
+if __name__ == "__main__":
+    _measure_strassen()

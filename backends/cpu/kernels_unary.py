@@ -198,6 +198,10 @@ def _cast(node, x, dtype):
             return x.astype(str).astype(dtype) if dtype != np.object_ else x.astype(str).astype(object)
         except ValueError as e:
             raise fail(node, f"cannot cast strings to {dtype}: {e}") from None
+    from .kernels_lowp import cast_lowp
+    y = cast_lowp(node, x, dtype)  # float8 targets saturate, as ONNX says
+    if y is not None:
+        return y
     with np.errstate(invalid="ignore", over="ignore"):  # out of range: undefined in ONNX too
         return x.astype(dtype, copy=False)
 

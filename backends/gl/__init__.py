@@ -148,9 +148,16 @@ class GLBackend(Backend):
 
     def time_each(self, executors):
         """Seconds per executor: GL timer queries on a real GPU; wall time around a finish on a
-        software driver, which runs each dispatch synchronously (its queries measure nothing)."""
+        software driver, which runs each dispatch synchronously (its queries measure nothing),
+        or where timer queries are missing (GLES without EXT_disjoint_timer_query)."""
         self.ctx.memory_barrier(self._final_bits)
-        if self.glc.software:
+        queries = None
+        if not self.glc.software:
+            try:
+                queries = [self.ctx.query(time=True) for _ in executors]
+            except Exception:  # moderngl.Error: no timer queries here
+                queries = None
+        if queries is None:
             times = []
             for e in executors:
                 t0 = time.perf_counter()
@@ -158,7 +165,6 @@ class GLBackend(Backend):
                 self.ctx.finish()
                 times.append(time.perf_counter() - t0)
         else:
-            queries = [self.ctx.query(time=True) for _ in executors]
             for q, e in zip(queries, executors):
                 with q:
                     e.run()

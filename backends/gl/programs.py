@@ -12,6 +12,7 @@ process can tell it compiled nothing new: `GLBackend.cache_stats`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ _PROGRAMS: dict = {}  # (device, source) -> Program: one compile per process
 STATS = {"hits": 0, "misses": 0, "programs": 0}
 
 
+@functools.lru_cache(maxsize=None)
 def shader_text(name: str) -> str:
     return resources.files("shaders").joinpath("gl", name).read_text()
 
@@ -120,9 +122,9 @@ class ProgramCache:
         return prog
 
     def _save(self):
-        os.makedirs(self.cache_dir, exist_ok=True)
         tmp = f"{self.index_path}.{os.getpid()}.tmp"
         try:
+            os.makedirs(self.cache_dir, exist_ok=True)
             with open(tmp, "w") as f:
                 json.dump(self.index, f, indent=0, sort_keys=True)
             os.replace(tmp, self.index_path)

@@ -96,7 +96,7 @@ class OpenCLBackend(Backend):
         self.alignment = max(4, self.dev.mem_base_addr_align // 8)  # the value is in bits
         self.compiler = compiler.Compiler(self.ctx, self.dev, compiler.default_cache_dir(config))
         self.tuner = Tuner(self)
-        self.packed = {}  # (tag, id(array)) -> (array, tensor): repacked weights, kept across resizes
+        self.packed = {}  # (node name, role) -> (array, tensor): repacked weights, kept across resizes
         self.debug = int(os.environ.get("MIXNN_DEBUG", "0") or 0)
         self.dummy = CLTensor(None, 0, (4,), np.float32, np.zeros(4, np.float32), self)
         if self.debug >= 1:
@@ -106,12 +106,13 @@ class OpenCLBackend(Backend):
     def program(self, file, options=""):
         return self.compiler.program(program_source(file), file, options)
 
-    def constant(self, tag, array, pack):
-        """The device copy of `pack(array)`, made once per weight array and layout `tag`."""
-        key = (tag, id(array))
-        if key not in self.packed:
-            packed = np.ascontiguousarray(pack(array))
-            self.packed[key] = (array, self.upload(packed))
+    def constant(self, node, role, array, pack):
+        """The device copy of `pack(array)` for one input of a node, repacked only when the value
+        changes: a resize re-creates executors, and constant folding may recompute the array."""
+        key = (node.name, role)
+        old = self.packed.get(key, (None, None))[0]
+        if not (old is array or (old is not None and old.shape == array.shape and np.array_equal(old, array))):
+            self.packed[key] = (array, self.upload(np.ascontiguousarray(pack(array))))
         return self.packed[key][1]
 
     # -- memory ---------------------------------------------------------------

@@ -83,13 +83,13 @@ class ConvCL(_ConvBase):
         self.kind = "direct"
         if g == cin and g > 1 and w.shape[1] == 1:
             self.kind = "depthwise"
-            self.w = backend.constant("dw", w, lambda a: a.astype(np.float32))
-            self.b = backend.constant("bias", bias, lambda a: a) if bias is not None \
+            self.w = backend.constant(node, "w", w, lambda a: a.astype(np.float32))
+            self.b = backend.constant(node, "b", bias, lambda a: a) if bias is not None \
                 else backend.upload(np.zeros(m, np.float32))
             self.k = self.kernel("conv_dw.cl", "conv_dw", f"-D KH={kh} -D KW={kw}")
             return
-        self.w = backend.constant(("blocks", g), w, lambda a: pack_blocks(a.reshape(m, -1, kh, kw), g))
-        self.b = backend.constant(("bias", g), bias, lambda a: pack_bias(a, m, g)) if bias is not None \
+        self.w = backend.constant(node, "w", w, lambda a: pack_blocks(a.reshape(m, -1, kh, kw), g))
+        self.b = backend.constant(node, "b", bias, lambda a: pack_bias(a, m, g)) if bias is not None \
             else backend.upload(pack_bias(None, m, g))
         self.blocks = -(-(m // g) // TM)
         if g == 1 and (kh, kw) == (1, 1) and strides == [1, 1] and not any(pads):
@@ -109,7 +109,8 @@ class ConvCL(_ConvBase):
         self.k.set_args(x.buf, x.off, self.w.buf, self.b.buf, y.buf, y.off, i32(c), i32(m // c),
                         i32(h), i32(w), i32(oh), i32(ow), *[i32(v) for v in self.geometry[2:]],
                         *fused_activation(self.node))
-        self.launch(self.k, (ow, oh, n * m), box_local(ow, ROWS))
+        blocks = -(-ow // 8)  # conv_dw computes 8 adjacent outputs of a row
+        self.launch(self.k, (blocks, oh, n * m), box_local(blocks, ROWS))
 
     def _bind_gemm(self, x, y):
         (n, c, h, w), m = _as_2d(x.shape), y.shape[1]
@@ -152,10 +153,10 @@ class ConvTransposeCL(_ConvBase):
         c, mg = w.shape[0], w.shape[1]
         kh, kw = _as_2d(w.shape)[2:]
         self.geometry = (kh, kw, strides[0], strides[1], begin[0], begin[1], dil[0], dil[1])
-        self.w = backend.constant(("tblocks", g), w, lambda a: pack_blocks(
+        self.w = backend.constant(node, "w", w, lambda a: pack_blocks(
             a.reshape(g, c // g, mg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(g * mg, c // g, kh, kw), g))
         bias = ins[2].value if len(ins) > 2 and ins[2] is not None else None
-        self.b = backend.constant(("bias", g), bias, lambda a: pack_bias(a, g * mg, g)) if bias is not None \
+        self.b = backend.constant(node, "b", bias, lambda a: pack_bias(a, g * mg, g)) if bias is not None \
             else backend.upload(pack_bias(None, g * mg, g))
         self.blocks = -(-mg // TM)
         self.k = self.kernel("conv.cl", "deconv2d")

@@ -57,7 +57,7 @@ class MatMulCL(CLExecutor):
         self.packed = b.value is not None and len(b.shape) == 2 and (bias is None or bias.value is not None)
         if self.packed:
             n, k = self.n, self.kk
-            self.w = backend.constant("matmul", b.value, lambda v: pack_blocks(v.T.reshape(n, k, 1, 1), 1))
+            self.w = backend.constant(node, "w", b.value, lambda v: pack_blocks(v.T.reshape(n, k, 1, 1), 1))
             bv = None if bias is None else np.broadcast_to(np.asarray(bias.value, np.float32).reshape(-1), (n,))
             self.b = backend.upload(pack_bias(bv, n, 1))
             self.k = self.kernel("gemm.cl", "gemm_packed")

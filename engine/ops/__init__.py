@@ -45,11 +45,17 @@ def infer(node, infos) -> "list[TensorInfo] | None":
         return None  # no static rule: the node runs eagerly (its shape is seen at run time)
     try:
         return fn(node, infos)
+    except DataDependent:
+        return None  # an input the rule needs is computed at run time: the node runs eagerly
     except (ShapeError, UnsupportedOpError):
         raise
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
         shapes = ", ".join(str(i.shape) if i is not None else "-" for i in infos)
         raise ShapeError(f"node '{node.name}' ({node.op}): inputs of shapes {shapes} do not fit: {e}") from None
+
+
+class DataDependent(ShapeError):
+    """A shape rule needs the value of an input (Reshape's shape...) that is only known at run time."""
 
 
 def fail(node, infos, why):
@@ -76,13 +82,14 @@ def same(info: TensorInfo, shape=None, dtype=None) -> TensorInfo:
 
 
 def const_ints(node, infos, index, what):
-    """A small integer input whose value must be known at resize (Reshape's shape...)."""
+    """A small integer input whose value the shape rule needs (Reshape's shape...); when it is
+    computed from data, DataDependent makes the node run eagerly."""
     if index >= len(infos) or infos[index] is None:
         return None
     v = infos[index].value
     if v is None:
-        raise ShapeError(f"node '{node.name}' ({node.op}): input {index} ({what}) must be known "
-                         f"when shapes are planned, but it is computed from data")
+        raise DataDependent(f"node '{node.name}' ({node.op}): input {index} ({what}) must be known "
+                            f"when shapes are planned, but it is computed from data")
     return [int(x) for x in np.asarray(v).reshape(-1)]
 
 

@@ -27,7 +27,8 @@ def _reshape(node, ins):
 @schema("Flatten")
 def _flatten(node, ins):
     x = ins[0]
-    axis = norm_axis(node, ins, node.attrs.get("axis", 1), len(x.shape) + 1)
+    axis = node.attrs.get("axis", 1)
+    axis = norm_axis(node, ins, axis + len(x.shape) if axis < 0 else axis, len(x.shape) + 1)
     return [same(x, shape=(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))))]
 
 
@@ -80,7 +81,8 @@ def slice_params(node, ins):
         if st == 0:
             fail(node, ins, "slice step 0")
         a = norm_axis(node, ins, a, rank)
-        sl[a] = slice(*slice(s, e, st).indices(x.shape[a]))
+        start, stop, step = slice(s, e, st).indices(x.shape[a])
+        sl[a] = slice(start, stop if stop >= 0 else None, step)  # -1 would mean "the last" to numpy
     return sl
 
 
@@ -88,8 +90,7 @@ def slice_params(node, ins):
 def _slice(node, ins):
     x = ins[0]
     sl = slice_params(node, ins)
-    return [same(x, shape=[len(range(s.start, s.stop, s.step)) if isinstance(s, slice) and s.start is not None
-                           else d for s, d in zip(sl, x.shape)])]
+    return [same(x, shape=[len(range(d)[s]) for s, d in zip(sl, x.shape)])]
 
 
 @schema("Concat")

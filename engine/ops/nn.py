@@ -1,9 +1,7 @@
 """Shape rules of the neural-network ops: convolution, pooling, matmul, normalization, resize."""
-import math
-
 import numpy as np
 
-from . import TensorInfo, const_ints, fail, norm_axis, same, schema
+from . import DataDependent, TensorInfo, const_ints, fail, norm_axis, same, schema
 
 
 def conv_out_dim(size, k, stride, dil, pad_begin, pad_end):
@@ -170,15 +168,23 @@ def _resize(node, ins):
     axes = node.attrs.get("axes")
     if sizes:
         out = list(x.shape)
-        for k, ax in enumerate(axes if axes else range(rank)):
-            out[ax] = sizes[k]
+        axes_list = list(axes if axes else range(rank))
+        policy = node.attrs.get("keep_aspect_ratio_policy", "stretch")
+        if policy in ("not_larger", "not_smaller"):
+            ratios = [np.float32(sizes[k]) / np.float32(x.shape[ax]) for k, ax in enumerate(axes_list)]
+            r = min(ratios) if policy == "not_larger" else max(ratios)
+            for ax in axes_list:
+                out[ax] = int(np.floor(r * np.float32(x.shape[ax]) + np.float32(0.5)))
+        else:
+            for k, ax in enumerate(axes_list):
+                out[ax] = sizes[k]
         return [same(x, shape=out)]
     idx = 2 if node.op == "Resize" else 1
     if len(ins) <= idx or ins[idx] is None or ins[idx].value is None:
-        fail(node, ins, "Resize needs constant scales or sizes")
+        raise DataDependent(f"node '{node.name}' (Resize): scales/sizes are computed from data")
     scales = [float(s) for s in np.asarray(ins[idx].value).reshape(-1)]
     out = list(x.shape)
     for k, ax in enumerate(axes if axes else range(rank)):
-        out[ax] = int(math.floor(x.shape[ax] * scales[k] + 1e-5)) if node.op == "Upsample" \
-            else int(math.floor(x.shape[ax] * scales[k]))
+        # float32 product, truncated: what onnxruntime and the CPU kernel compute
+        out[ax] = int(np.float32(scales[k]) * np.float32(x.shape[ax]))
     return [same(x, shape=out)]

@@ -1,8 +1,9 @@
-// Convolutions, NCHW. A work-item computes TM output channels of one output pixel: adjacent
-// work-items take adjacent pixels (coalesced input reads on GPUs, vectorized across work-items
-// by PoCL) and share the weights. Weights are packed at load time as [G*MB][KH][KW][C][TM]
-// (MB blocks of TM output channels per group, zero-padded) so a tap's padding test sits
-// outside the channel loop; bias is packed [G*MB*TM].
+// Convolutions, NCHW. A work-item computes TM output channels of its output pixels: the
+// loop over those TM accumulators is what the compiler vectorizes (PoCL: 8-wide), and
+// neighbouring work-items take neighbouring pixels (coalesced reads on GPUs) and share the
+// weights. Weights are packed at load time as [G*MB][KH][KW][C][TM] (MB blocks of TM output
+// channels per group, zero-padded) so a tap's padding test sits outside the channel loop and
+// the TM weights of a channel are contiguous; bias is packed [G*MB*TM].
 #define TM 8
 
 // Block blk = (n*G + g)*MB + mb; writes channels g*M + mb*TM + i (i < TM, < M) of image n.

@@ -1,5 +1,6 @@
-// Matrix products. A work-item computes TM rows of one column: adjacent work-items take
-// adjacent columns (coalesced reads of the streamed operand) and share the TM-row operand.
+// Matrix products. A work-item computes TM rows of its columns (the TM-wide inner loop is what
+// the compiler vectorizes); neighbouring work-items take neighbouring columns (coalesced reads
+// of the streamed operand) and share the TM-row operand.
 #define TM 8
 
 // Y[b, r, p] = act(sum_k W[r, k] X[b, k, p] + bias[r]), W packed [RB][K][TM] with rows
