@@ -180,7 +180,10 @@ class InferenceSession:
         out = {}
         for name in self.backends:
             m = dict(self._plan.memory.get(name, {}))
-            m["static_bytes"] = self.pools[name].static_bytes
+            backend, pool = self.backends[name], self.pools[name]
+            # Device backends: every byte they hold outside the arena (constants, repacked
+            # weights); host backends keep constants as views of the model file.
+            m["static_bytes"] = pool.static_bytes if backend.host_tensors else backend.live_bytes - pool.capacity
             m["allocations_last_run"] = self._last_alloc.get(name, 0)
             out[name] = m
         return out

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .conv import ConvCPU
+from .parallel import split, worth_splitting
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 1 << 20
@@ -53,6 +54,8 @@ class DepthwiseConv(ConvCPU):
         self.block = max(1, min(g.c, TAPS_BUDGET // (4 * (self.taps + 1) * self.span)))
         self.rows = self.taps + (self.bias is not None)  # GEMV rows: taps, then the bias's ones
         self.w = self.prepared("depthwise", self._pack)
+        # Two threads each take half of the channels, with their own tap buffer.
+        self.parts = 2 if g.c >= 2 and worth_splitting(backend, g.c * self.span * self.rows) else 1
 
     def _pack(self, w):
         g = self.g
@@ -63,7 +66,7 @@ class DepthwiseConv(ConvCPU):
 
     def scratch_bytes(self):
         g = self.g
-        return 4 * (self.phases * self.phase_floats + self.rows * self.block * self.span
+        return 4 * (self.phases * self.phase_floats + self.parts * self.rows * self.block * self.span
                     + g.m * self.span + self.tmp_floats())
 
     def bind(self, inputs, outputs, scratch=None):
@@ -72,55 +75,68 @@ class DepthwiseConv(ConvCPU):
         pos = self.phases * self.phase_floats
         self.planes = self.flat[:pos].reshape(self.phases, self.phase_floats)
         n_taps = self.rows * self.block * self.span
-        s = self.flat[pos:pos + n_taps].reshape(self.rows, self.block, self.span)
-        pos += n_taps
+        taps = [self.flat[pos + k * n_taps:pos + (k + 1) * n_taps].reshape(self.rows, self.block, self.span)
+                for k in range(self.parts)]
+        pos += self.parts * n_taps
         self.acc = self.flat[pos:pos + g.m * self.span].reshape(g.c, self.mult, self.span)
-        self.store_src = self.acc.reshape(g.m, self.out_rows, self.wq)[:, :g.oh, :g.ow]
-        self.fills = [self._phase_fill(a, b) for a in range(g.sh) for b in range(g.sw)]
-        # Per channel block: the tap copies (plane rows, channel pitch `plane`), the ones row, the GEMV.
-        self.blocks = []
-        for c0 in range(0, g.c, self.block):
-            c1 = min(g.c, c0 + self.block)
+        store = self.acc.reshape(g.m, self.out_rows, self.wq)[:, :g.oh, :g.ow]
+        cut = [g.c * k // self.parts for k in range(self.parts + 1)]
+        self.work = [self._part(lo, hi, taps[k], store) for k, (lo, hi) in enumerate(zip(cut, cut[1:]))]
+
+    def _part(self, lo, hi, s, store):
+        """Everything that input channels [lo, hi) need, precomputed as views."""
+        g = self.g
+        fills = [self._phase_fill(a, b, lo, hi) for a in range(g.sh) for b in range(g.sw)]
+        blocks = []
+        for c0 in range(lo, hi, self.block):
+            c1 = min(hi, c0 + self.block)
             copies = []
             for t, (a, b, r, c) in enumerate(self.tap_at):
                 src = self.planes[a * g.sw + b, c0 * self.plane + r * self.wq + c:]
                 copies.append((s[t, :c1 - c0], as_strided(src, (c1 - c0, self.span), (4 * self.plane, 4),
                                                            writeable=False)))
             ones = s[self.taps, :c1 - c0] if self.rows > self.taps else None
-            self.blocks.append((copies, ones, self.w[c0:c1], s[:, :c1 - c0].transpose(1, 0, 2), self.acc[c0:c1]))
+            blocks.append((copies, ones, self.w[c0:c1], s[:, :c1 - c0].transpose(1, 0, 2), self.acc[c0:c1]))
+        out = slice(lo * self.mult, hi * self.mult)
+        return fills, blocks, store[out], out
 
-    def _phase_fill(self, a, b):
-        """(zeroed regions, destination, source slices) that fill phase plane (a, b) from an image."""
+    def _phase_fill(self, a, b, lo, hi):
+        """(zeroed regions, destination, source slices) that fill channels [lo, hi) of phase plane
+        (a, b) from an image."""
         g = self.g
         flat = self.planes[a * g.sw + b]
-        plane = flat[:g.c * self.plane].reshape(g.c, self.hq, self.wq)
+        plane = flat[:g.c * self.plane].reshape(g.c, self.hq, self.wq)[lo:hi]
         # Plane row i holds padded row i*sh + a, that is image row i*sh + a - pt.
         r0, r1 = _valid(a, g.pt, g.sh, g.h, self.hq)
         c0, c1 = _valid(b, g.pl, g.sw, g.w, self.wq)
-        zero = [plane[:, :r0], plane[:, r1:], plane[:, r0:r1, :c0], plane[:, r0:r1, c1:],
-                flat[g.c * self.plane:]]
-        src = (slice(None), slice(r0 * g.sh + a - g.pt, None, g.sh), slice(c0 * g.sw + b - g.pl, None, g.sw))
+        zero = [plane[:, :r0], plane[:, r1:], plane[:, r0:r1, :c0], plane[:, r0:r1, c1:]]
+        if hi == g.c:
+            zero.append(flat[g.c * self.plane:])  # the slack that the last channel's taps overrun into
+        src = (slice(lo, hi), slice(r0 * g.sh + a - g.pt, None, g.sh), slice(c0 * g.sw + b - g.pl, None, g.sw))
         return [z for z in zero if z.size], plane[:, r0:r1, c0:c1], src
 
     def run(self):
-        g = self.g
         x, out = self.inputs[0], self.outputs[0]
-        for n in range(g.n):
-            image = x[n]
-            for zero, dst, src in self.fills:
-                for z in zero:
-                    z.fill(0)
-                if dst.size:
-                    np.copyto(dst, image[src][:, :dst.shape[1], :dst.shape[2]])
-            for copies, ones, w, taps, acc in self.blocks:
-                for dst, src in copies:
-                    np.copyto(dst, src)
-                if ones is not None:
-                    ones.fill(1)
-                np.matmul(w, taps, out=acc)
-            y = out[n]
-            np.copyto(y, self.store_src)
-            self.epilogue.activate(y, self.image_tmp(y))
+        for n in range(self.g.n):
+            split(self._run_part, [(x[n], out[n], part) for part in self.work])
+
+    def _run_part(self, image, y, part):
+        fills, blocks, store, out = part
+        for zero, dst, src in fills:
+            for z in zero:
+                z.fill(0)
+            if dst.size:
+                np.copyto(dst, image[src][:, :dst.shape[1], :dst.shape[2]])
+        for copies, ones, w, taps, acc in blocks:
+            for dst, src in copies:
+                np.copyto(dst, src)
+            if ones is not None:
+                ones.fill(1)
+            np.matmul(w, taps, out=acc)
+        y = y[out]
+        np.copyto(y, store)
+        tmp = self.image_tmp(self.outputs[0][0])
+        self.epilogue.activate(y, None if tmp is None else tmp[out])
 
 
 def _valid(phase, pad, stride, size, length):
