@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import backends.cpu
-from backends.cpu import conv, depthwise, gemm, winograd  # noqa: F401  (registers the executors)
+from backends.cpu import conv, depthwise, gemm, parallel, winograd  # noqa: F401  (registers the executors)
 from engine.ir import Node
 from engine.ops import TensorInfo
 from engine.ops.nn import _conv
@@ -145,6 +145,26 @@ def test_depthwise_short_images(x_shape, attrs):
     """A 5x5 kernel over 2-3 rows: only the output rows are computed (PP-OCR's feature maps)."""
     exe = check_conv(x_shape, (6, 1, 5, 5), {**attrs, "group": 6}, "DepthwiseConv", act="HardSwish")
     assert exe.out_rows == exe.g.oh < exe.hq
+
+
+def test_depthwise_two_threads(monkeypatch):
+    """Halves of the channels on two threads, each with its own tap buffer, give the same result."""
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
+                     "DepthwiseConv", act="SiLU")
+    assert len(exe.work) == 2
+
+
+def test_parallel_split_reraises():
+    def boom(k):
+        if k == 0:
+            raise ValueError("helper failed")
+    with pytest.raises(ValueError, match="helper failed"):
+        parallel.split(boom, [(0,), (1,)])
+    seen = []
+    parallel.split(seen.append, [(1,), (2,)])
+    assert sorted(seen) == [1, 2]
 
 
 def test_depthwise_channel_blocks(monkeypatch):

@@ -9,7 +9,7 @@ import os
 import threading
 
 # Work below this many float elements per split stage runs on the calling thread alone.
-MIN_ELEMENTS = 1 << 19
+MIN_ELEMENTS = 1 << 21
 
 
 def threads_of(backend):
