@@ -78,6 +78,11 @@ def _concat(c, node):
     return node
 
 
+@rule(UPGRADE, "DFT")
+def _dft(c, node):
+    return _attr_to_input(c, node, "axis", 2, default=1) if c.since < 20 else node
+
+
 @rule(UPGRADE, "Scatter")
 def _scatter(c, node):
     node.op = "ScatterElements"  # Scatter-9/11 is ScatterElements under its old name

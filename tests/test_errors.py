@@ -53,7 +53,7 @@ def test_unknown_onnx_op():
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(UnsupportedOpError, match=r"node 'fancy1' uses op FancyOp \(opset 17\)"):
+    with pytest.raises(UnsupportedOpError, match=r"node 'fancy1' uses op FancyOp.*opset 17"):
         engine.load(model)
 
 

@@ -12,7 +12,7 @@ from .kernels import KERNELS
 from . import (kernels_binary, kernels_conv, kernels_detection, kernels_index, kernels_layout,  # noqa: F401
                kernels_misc, kernels_norm, kernels_pool, kernels_quant, kernels_reduce, kernels_resize,
                kernels_unary)
-from . import kernels_attention, kernels_loss, kernels_lowp  # noqa: F401,E402
+from . import kernels_attention, kernels_llm, kernels_loss, kernels_lowp, kernels_signal  # noqa: F401,E402
 
 
 @register_backend("cpu")

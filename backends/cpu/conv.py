@@ -1,10 +1,11 @@
 """Fast Conv executors for the CPU backend: weights packed once, results computed into the arena.
 
 At resize ConvCPU picks one strategy per node, as MNN's ConvolutionFloatFactory does:
-  depthwise (depthwise.py)  group == C_in, one input channel per group: per-tap multiply-adds
+  depthwise (depthwise.py)  group == C_in: one copy per tap and one GEMV per channel
   pointwise                 1x1, stride 1, no pad, one group: one GEMM straight into the output
   winograd (winograd.py)    3x3, stride 1, dilation 1, when its cost model beats im2col
   im2col                    everything else: columns in the planned scratch, one grouped GEMM
+ConvTranspose with kernel == stride is one GEMM and a strided copy per tap.
 Layout is NCHW, the IR's layout: a 1x1 convolution is then W (M, C) @ X (C, H*W) with no copy,
 and im2col columns come out already in GEMM order (docs/cpu.md compares NHWC).
 Weights are packed per node once per session (kept across re-plans) and bias plus the fused
@@ -54,8 +55,7 @@ class ConvGeometry(NamedTuple):
 
     @property
     def pointwise(self):
-        return (self.kh, self.kw, self.sh, self.sw, self.group) == (1, 1, 1, 1, 1) \
-            and not any((self.pt, self.pl, self.pb, self.pr))
+        return (self.kh, self.kw, self.sh, self.sw, self.group) == (1, 1, 1, 1, 1) and not self.padded
 
     @property
     def padded(self):
