@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UnsupportedOpError
+from .errors import ModelFormatError, UnsupportedOpError
 
 UPGRADE, LOWER = {}, {}
 
@@ -37,13 +37,16 @@ LEGACY_ATTRS = ("consumed_inputs", "is_test", "broadcast")
 
 def check_version(c, node):
     """The since-version of the node's op at the model's opset; refuses versions mixnn does not
-    implement (ops the opset does not define, old forms without an upgrade rule)."""
+    implement (ops the opset does not define, old forms without an upgrade rule) and nodes that
+    do not fit their op's schema (input/output counts, required inputs and attributes, types)."""
     import onnx
     try:
-        since = onnx.defs.get_schema(node.op, c.opset, "").since_version
+        schema = onnx.defs.get_schema(node.op, c.opset, "")
     except onnx.defs.SchemaError:
         raise UnsupportedOpError(f"model '{c.model_name}': node '{node.name}' uses op {node.op}, which "
                                  f"ONNX opset {c.opset} does not define") from None
+    since = schema.since_version
+    _check_structure(c, node, schema)
     why = REFUSED.get((node.op, since))
     if since < 7 and node.op in LEGACY_BROADCAST and node.attrs.get("broadcast") and "axis" in node.attrs:
         why = "legacy broadcasting along an axis"
@@ -57,6 +60,46 @@ def check_version(c, node):
         for a in LEGACY_ATTRS:
             node.attrs.pop(a, None)
     return since
+
+
+def _check_structure(c, node, schema):
+    from onnx.defs import OpSchema
+    where = f"model '{c.model_name}': node '{node.name}' ({node.op}-{schema.since_version})"
+    for what, names, lo, hi, params in (("inputs", node.inputs, schema.min_input, schema.max_input, schema.inputs),
+                                        ("outputs", node.outputs, schema.min_output, schema.max_output,
+                                         schema.outputs)):
+        if not lo <= len(names) <= hi:
+            span = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi < 2 ** 30 else f"at least {lo}"
+            raise ModelFormatError(f"{where} has {len(names)} {what}; the op takes {span}")
+        for k, p in enumerate(params[:len(names)]):
+            if p.option == OpSchema.FormalParameterOption.Single and not names[k]:
+                raise ModelFormatError(f"{where}: required {what[:-1]} {k} ('{p.name}') is empty")
+    for name, spec in schema.attributes.items():
+        if spec.required and name not in node.attrs:
+            raise ModelFormatError(f"{where}: required attribute '{name}' is missing")
+    for name, value in node.attrs.items():
+        spec = schema.attributes.get(name)
+        if spec is None:
+            raise ModelFormatError(f"{where}: the op has no attribute '{name}'")
+        kind = spec.type.name
+        if not _ATTR_CHECKS.get(kind, lambda v: True)(value):
+            raise ModelFormatError(f"{where}: attribute '{name}' must be {kind}, not {type(value).__name__} "
+                                   f"{str(value)[:60]}")
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+_ATTR_CHECKS = {
+    "INT": _is_int,
+    "FLOAT": lambda v: isinstance(v, (float, int, np.floating, np.integer)),
+    "STRING": lambda v: isinstance(v, (str, bytes)),
+    "INTS": lambda v: isinstance(v, (list, tuple)) and all(_is_int(x) for x in v),
+    "FLOATS": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, (float, int)) for x in v),
+    "STRINGS": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, (str, bytes)) for x in v),
+    "TENSOR": lambda v: isinstance(v, np.ndarray),
+}
 
 
 @rule(UPGRADE, "Cast")
@@ -75,6 +118,25 @@ def _cast(c, node):
 def _concat(c, node):
     if c.since < 4:
         node.attrs.setdefault("axis", 1)
+    return node
+
+
+@rule(UPGRADE, "If", "Loop", "Scan")
+def _control_flow(c, node):
+    """Values a subgraph reads from enclosing graphs become explicit inputs (after the op's own),
+    named in `outer_values` as the subgraph knows them: the planner then sees the dependency."""
+    from .ir import Graph
+    free = set()
+    for g in (v for v in node.attrs.values() if isinstance(v, Graph)):
+        made = set(g.inputs) | set(g.constants) | {o for n in g.nodes for o in n.outputs if o}
+        free |= {i for n in g.nodes for i in n.inputs if i and i not in made}
+        free |= {o for o in g.outputs if o not in made}
+    node.attrs["outer_values"] = sorted(free)
+    node.inputs = list(node.inputs) + sorted(free)
+    if node.op == "Scan" and c.since < 9:  # Scan-8: batch axis first, sequence_lens input
+        node.attrs["batched"] = 1
+        if "directions" in node.attrs:
+            node.attrs["scan_input_directions"] = node.attrs.pop("directions")
     return node
 
 

@@ -12,7 +12,8 @@ from .kernels import KERNELS
 from . import (kernels_binary, kernels_conv, kernels_detection, kernels_index, kernels_layout,  # noqa: F401
                kernels_misc, kernels_norm, kernels_pool, kernels_quant, kernels_reduce, kernels_resize,
                kernels_unary)
-from . import kernels_attention, kernels_llm, kernels_loss, kernels_lowp, kernels_signal  # noqa: F401,E402
+from . import (kernels_attention, kernels_control, kernels_llm, kernels_loss, kernels_lowp,  # noqa: F401,E402
+               kernels_rnn, kernels_sampling, kernels_signal, kernels_vision)
 
 
 @register_backend("cpu")
@@ -26,10 +27,10 @@ class CpuBackend(Backend):
         return f"numpy {np.__version__}, {blas_info()}"
 
     def supports(self, node, ins, outs):
+        if node.op in KERNELS:
+            return None  # a specialised executor that declines leaves the plain kernel
         if node.op in self.ops:
             return self.ops[node.op].supports(self, node, ins, outs)
-        if node.op in KERNELS:
-            return None
         return f"no cpu kernel for {node.op}"
 
     def create(self, node, ins, outs):

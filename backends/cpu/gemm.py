@@ -1,5 +1,5 @@
-"""GEMM on the CPU backend: the fused epilogue every GEMM-shaped executor shares, Strassen for
-very large products, and the MatMul executor.
+"""GEMM on the CPU backend: the fused epilogue every GEMM-shaped executor shares, Strassen (kept
+measured but off: it lost to OpenBLAS at every size tried), and the MatMul executor.
 
 The epilogue applies a bias and the activation the optimizer fused into the node
 (`activation` in ACTIVATIONS, with `act_min`/`act_max`/`act_alpha`/`act_beta`) in place on
@@ -15,14 +15,14 @@ from .kernels_common import attr_str
 ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid", "Tanh")
 _NEEDS_TMP = ("SiLU", "HardSwish", "LeakyRelu")
 # One level of Strassen saves 1/8 of a product's FLOPs for 18 quarter-size additions. With
-# OpenBLAS at 2 threads it measured slower at every size up to 4096^3 (docs/cpu.md;
+# OpenBLAS it measured slower at every size from 256^3 to 4096^3 (docs/cpu.md;
 # `python -m backends.cpu.gemm` re-measures), so it is off: set the smallest M, K, N at which
 # it wins on another BLAS to turn it on.
 STRASSEN_MIN = None
 
 
 def activation_of(node):
-    """The fused activation's name ("" for none), or raise if the backend does not know it."""
+    """The fused activation's name, "" for none."""
     return attr_str(node, "activation", "") or ""
 
 

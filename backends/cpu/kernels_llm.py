@@ -74,3 +74,67 @@ def tensor_scatter(node, past, update, write_indices=None):
         dst = np.moveaxis(out[b], axis - 1, 0)
         dst[pos] = np.moveaxis(update[b], axis - 1, 0)
     return out
+
+
+@kernel("CausalConvWithState")
+def causal_conv_with_state(node, x, w, bias=None, past=None):
+    if x.ndim != 3 or w.ndim != 3 or w.shape[:2] != (x.shape[1], 1):
+        raise fail(node, f"input {x.shape} and weight {w.shape} must be (B, C, L) and (C, 1, k)")
+    k = w.shape[2]
+    b, c, length = x.shape
+    if past is None:
+        past = np.zeros((b, c, k - 1), x.dtype)
+    elif past.shape != (b, c, k - 1):
+        raise fail(node, f"past_state {past.shape} must be {(b, c, k - 1)}")
+    seq = np.concatenate([past, x], axis=2).astype(np.float64)
+    y = sum(w[None, :, 0, j, None].astype(np.float64) * seq[:, :, j:j + length] for j in range(k))
+    if bias is not None:
+        y = y + bias.astype(np.float64)[None, :, None]
+    act = attr_str(node, "activation", "none")
+    if act in ("silu", "swish"):
+        y = y / (1 + np.exp(-y))
+    elif act != "none":
+        raise UnsupportedOpError(f"node '{node.name}' (CausalConvWithState): activation '{act}' is not known")
+    return y.astype(x.dtype), seq[:, :, seq.shape[2] - (k - 1):].astype(x.dtype)
+
+
+def _per_head(t, heads, name, node):
+    """(B, T, H*D) -> (B, T, H, D)."""
+    if t.ndim != 3 or t.shape[2] % heads:
+        raise fail(node, f"{name} of shape {t.shape} is not (B, T, {heads}*D)")
+    return t.reshape(t.shape[0], t.shape[1], heads, -1).astype(np.float64)
+
+
+@kernel("LinearAttention")
+def linear_attention(node, q, k, v, past=None, decay=None, beta=None):
+    a = node.attrs
+    hq, hkv = a.get("q_num_heads", 0), a.get("kv_num_heads", 0)
+    if hq < 1 or hkv < 1 or hq % hkv:
+        raise fail(node, f"q_num_heads {hq} must be a positive multiple of kv_num_heads {hkv}")
+    rule = attr_str(node, "update_rule", "gated_delta")
+    if rule not in ("linear", "gated", "delta", "gated_delta"):
+        raise UnsupportedOpError(f"node '{node.name}' (LinearAttention): update_rule '{rule}' is not known")
+    qh, kh, vh = _per_head(q, hq, "query", node), _per_head(k, hkv, "key", node), _per_head(v, hkv, "value", node)
+    bsz, steps, _, dk = kh.shape
+    dv = vh.shape[3]
+    scale = a.get("scale", 0.0) or 1.0 / np.sqrt(qh.shape[3])
+    state = np.zeros((bsz, hkv, dk, dv)) if past is None else past.astype(np.float64)
+    gated, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    if (gated and decay is None) or (delta and beta is None):
+        raise fail(node, f"update_rule '{rule}' needs the {'decay' if gated and decay is None else 'beta'} input")
+    g = decay.reshape(bsz, steps, hkv, -1).astype(np.float64) if gated else None  # (B, T, H, dk or 1)
+    bt = np.broadcast_to(beta.reshape(bsz, steps, -1), (bsz, steps, hkv)).astype(np.float64) if delta else None
+    out = np.zeros((bsz, steps, hq, dv))
+    group = hq // hkv
+    for t in range(steps):
+        kt, vt = kh[:, t], vh[:, t]  # (B, H, dk), (B, H, dv)
+        if gated:
+            state = np.exp(g[:, t])[..., None] * state  # per key dim (dk, 1) or per head (1, 1)
+        if delta:
+            err = vt - np.einsum("bhkv,bhk->bhv", state, kt)
+            state = state + bt[:, t, :, None, None] * kt[..., None] * err[:, :, None, :]
+        else:
+            state = state + kt[..., None] * vt[:, :, None, :]
+        shared = np.repeat(state, group, axis=1)  # each kv head serves `group` query heads
+        out[:, t] = scale * np.einsum("bhk,bhkv->bhv", qh[:, t], shared)
+    return out.reshape(bsz, steps, hq * dv).astype(q.dtype), state.astype(q.dtype)

@@ -60,6 +60,22 @@ def _to_e8m0(node, x, dtype):
     return out.view(dtype)
 
 
+def quantize_lowp(node, y, zero_point, dtype):
+    """QuantizeLinear's last step into ml_dtypes' types: int4/int2 round half to even and saturate;
+    float8/float4 add the zero point and cast (saturating unless saturate=0)."""
+    import ml_dtypes
+    name = np.dtype(dtype).name
+    zp = 0 if zero_point is None else zero_point.astype(np.float32)
+    if name in ("int4", "uint4", "int2", "uint2"):
+        info = ml_dtypes.iinfo(dtype)
+        return np.clip(np.rint(y) + zp, info.min, info.max).astype(dtype)
+    if name in _FLOAT8:
+        y = (y + zp).astype(np.float32)
+        out = cast_lowp(node, y, dtype)
+        return y.astype(dtype) if out is None else out
+    raise UnsupportedOpError(f"node '{node.name}' (QuantizeLinear): output type {name} is not supported")
+
+
 @kernel("BitCast")
 def bitcast(node, x):
     from engine.onnx_types import onnx_dtype

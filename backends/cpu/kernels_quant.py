@@ -46,9 +46,10 @@ def quantize_linear(node, x, scale, zero_point=None):
         dtype = onnx_dtype(node.attrs["output_dtype"])
     else:
         dtype = np.dtype(np.uint8)
-    if dtype.type not in _QUANT_TYPES:
-        raise UnsupportedOpError(f"node '{node.name}' (QuantizeLinear): output type {dtype} is not supported")
     y = x.astype(np.float32) / _along(node, scale, x).astype(np.float32)
+    if dtype.type not in _QUANT_TYPES:  # int4/int2/float8/float4 (ml_dtypes)
+        from .kernels_lowp import quantize_lowp
+        return quantize_lowp(node, y, None if zero_point is None else _along(node, zero_point, x), dtype)
     if zero_point is not None:
         y = np.rint(y) + _along(node, zero_point, x)
     return _saturate(y, dtype)
@@ -56,9 +57,10 @@ def quantize_linear(node, x, scale, zero_point=None):
 
 @kernel("DequantizeLinear")
 def dequantize_linear(node, x, scale, zero_point=None):
-    centered = x.astype(np.int64)
+    exact = np.float32 if x.dtype.name.startswith("float") else np.int64  # float8/float4 codes: float
+    centered = x.astype(exact)
     if zero_point is not None:
-        centered = centered - _along(node, zero_point, x).astype(np.int64)
+        centered = centered - _along(node, zero_point, x).astype(exact)
     return (centered.astype(scale.dtype) * _along(node, scale, x)).astype(scale.dtype, copy=False)
 
 

@@ -21,7 +21,7 @@ def _extreme(dtype, sign):
     """The identity of max (sign -1) or min (sign +1) over an empty set, as ONNX defines it."""
     if dtype == np.bool_:
         return sign > 0
-    if dtype.kind == "f":
+    if dtype.kind == "f" or dtype.name.startswith(("float", "bfloat")):  # ml_dtypes' floats too
         return sign * np.inf
     info = np.iinfo(dtype)
     return info.max if sign > 0 else info.min
@@ -94,6 +94,8 @@ def top_k(node, x, k):
 @kernel("Einsum")
 def einsum(node, *xs):
     equation = attr_str(node, "equation", "").replace(" ", "")
+    if any(x.dtype.kind == "V" for x in xs):  # bfloat16/float8 (ml_dtypes): numpy's einsum lacks them
+        return einsum(node, *(x.astype(np.float32) for x in xs)).astype(xs[0].dtype)
     try:
         return np.asarray(np.einsum(equation, *xs, optimize=True))
     except ValueError as e:

@@ -136,8 +136,9 @@ class WinogradConv(ConvCPU):
 
     def _transform_weights(self, w, gm):
         """U (a^2, K, C) = G g G^T for every (K, C) kernel, in float64 then rounded once."""
-        u = np.einsum("ik,mckl,jl->ijmc", gm, w.astype(np.float64), gm)
-        return np.ascontiguousarray(u.reshape(self.a * self.a, self.g.m, self.g.c), np.float32)
+        u = gm @ w.astype(np.float64) @ gm.T  # (K, C, a, a)
+        return np.ascontiguousarray(u.transpose(2, 3, 0, 1).reshape(self.a * self.a, self.g.m, self.g.c),
+                                    np.float32)
 
     def scratch_bytes(self):
         return 4 * (self.pad.floats + self.x1 + self.x2 + self.tmp_floats())

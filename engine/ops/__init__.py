@@ -44,7 +44,7 @@ def infer(node, infos) -> "list[TensorInfo] | None":
     if fn is None:
         return None  # no static rule: the node runs eagerly (its shape is seen at run time)
     try:
-        return fn(node, infos)
+        return _within_memory(node, infos, fn(node, infos))
     except DataDependent:
         return None  # an input the rule needs is computed at run time: the node runs eagerly
     except (ShapeError, UnsupportedOpError):
@@ -52,6 +52,32 @@ def infer(node, infos) -> "list[TensorInfo] | None":
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
         shapes = ", ".join(str(i.shape) if i is not None else "-" for i in infos)
         raise ShapeError(f"node '{node.name}' ({node.op}): inputs of shapes {shapes} do not fit: {e}") from None
+
+
+def max_tensor_bytes() -> int:
+    """No tensor may be larger than the machine's memory (MIXNN_MAX_TENSOR_BYTES overrides): a
+    hostile shape is refused at resize instead of dying in the allocator."""
+    import os
+    env = os.environ.get("MIXNN_MAX_TENSOR_BYTES")
+    if env:
+        return int(env)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _within_memory(node, infos, outs):
+    for k, o in enumerate(outs or []):
+        if o is None:
+            continue
+        nbytes = np.dtype(o.dtype).itemsize
+        for d in o.shape:
+            nbytes *= max(int(d), 0)  # Python ints: no overflow
+        if nbytes > max_tensor_bytes():
+            fail(node, infos, f"output {k} of shape {tuple(o.shape)} would take {nbytes / 2 ** 30:.1f} GiB, "
+                              f"more than this machine's memory")
+    return outs
 
 
 class DataDependent(ShapeError):
