@@ -1,4 +1,4 @@
-"""Detection and image-layout ops: RoiAlign, MaxUnpool and Col2Im.
+"""Detection and image-layout ops: RoiAlign, MaxUnpool, Col2Im and DeformConv (2-D).
 
 RoiAlign follows ONNX Runtime (Caffe2's RoIAlign), which the spec's reference copies: samples
 outside [-1, size] count as zero, and mode "max" takes, per sample, the largest of the four
@@ -124,3 +124,57 @@ def col2im(node, cols, image_shape, block_shape):
         out[(slice(None), slice(None)) + sl] += col[(slice(None), slice(None)) + off]
     crop = tuple(slice(pads[i], pads[i] + img[i]) for i in range(nd))
     return out[(slice(None), slice(None)) + crop].astype(cols.dtype)
+
+
+def _bilinear_zero(img, y, x):
+    """img (N, C, H, W) sampled at y, x (N, K, oH, oW): (N, C, K, oH, oW), zero outside."""
+    n, c, h, w = img.shape
+    y0, x0 = np.floor(y), np.floor(x)
+    out = 0.0
+    batch = np.arange(n)[:, None, None, None]
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        yi, xi = y0 + dy, x0 + dx
+        wgt = (1 - np.abs(y - yi)) * (1 - np.abs(x - xi)) * ((yi >= 0) & (yi < h) & (xi >= 0) & (xi < w))
+        vals = img[batch, :, np.clip(yi, 0, h - 1).astype(np.int64), np.clip(xi, 0, w - 1).astype(np.int64)]
+        out = out + np.moveaxis(vals, -1, 1) * wgt[:, None]
+    return out
+
+
+@kernel("DeformConv")
+def deform_conv(node, x, w, offset, b=None, mask=None):
+    if x.ndim != 4 or w.ndim != 4:
+        raise UnsupportedOpError(f"node '{node.name}' (DeformConv): only 2-D inputs are supported, got {x.shape}")
+    a = node.attrs
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w.shape
+    group, og = a.get("group", 1), a.get("offset_group", 1)
+    sh, sw = a.get("strides", [1, 1])
+    dh, dw = a.get("dilations", [1, 1])
+    pt, pl, pb, pr = a.get("pads", [0, 0, 0, 0])
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    k = kh * kw
+    if cg * group != c or c % og or offset.shape != (n, og * k * 2, oh, ow) or oh < 1 or ow < 1:
+        raise fail(node, f"X {x.shape}, W {w.shape} and offset {offset.shape} do not fit "
+                         f"(group {group}, offset_group {og}, output {oh}x{ow})")
+    if mask is not None and mask.shape != (n, og * k, oh, ow):
+        raise fail(node, f"mask {mask.shape} must be {(n, og * k, oh, ow)}")
+    off = offset.astype(np.float64).reshape(n, og, k, 2, oh, ow)
+    ky, kx = np.divmod(np.arange(k), kw)
+    base_y = (np.arange(oh) * sh - pt)[None, :, None] + (ky * dh)[:, None, None]  # (k, oH, 1)
+    base_x = (np.arange(ow) * sw - pl)[None, None, :] + (kx * dw)[:, None, None]  # (k, 1, oW)
+    xf = x.astype(np.float64)
+    cols = []
+    per = c // og
+    for g in range(og):
+        sampled = _bilinear_zero(xf[:, g * per:(g + 1) * per], base_y + off[:, g, :, 0], base_x + off[:, g, :, 1])
+        if mask is not None:
+            sampled = sampled * mask.astype(np.float64).reshape(n, og, k, oh, ow)[:, g, None]
+        cols.append(sampled)
+    cols = np.concatenate(cols, axis=1)  # (N, C, k, oH, oW)
+    wg = w.astype(np.float64).reshape(group, oc // group, cg, k)
+    cg_cols = cols.reshape(n, group, cg, k, oh, ow)
+    y = np.einsum("gock,ngckhw->ngohw", wg, cg_cols).reshape(n, oc, oh, ow)
+    if b is not None:
+        y = y + b.astype(np.float64)[None, :, None, None]
+    return y.astype(x.dtype)
