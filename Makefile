@@ -9,7 +9,8 @@ SYSPKGS := libvulkan1 mesa-vulkan-drivers libegl1 libgl1-mesa-dri glslang-tools
 
 run: sysdeps $(STAMP) models
 	$(BIN)/mixnn backends
-	$(BIN)/mixnn bench --plot bench.png --json bench.json
+	$(BIN)/mixnn bench resnet18 mobilenet_v1 mobilenet_v2 squeezenet1_1 --backends cpu,opencl,vulkan,gl \
+	  --runs 10 --plot bench.png --json bench.json
 
 test: sysdeps $(STAMP) models
 	$(BIN)/python -m pytest -q tests

@@ -183,6 +183,9 @@ def cmd_conformance(args):
     return conf_main(args.rest)
 
 
+PASSTHROUGH = {"bench": "engine.bench", "conformance": "engine.conformance"}
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="mixnn", description="mixnn: ONNX -> .mixnn, run on cpu/opencl/vulkan/gl")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -225,6 +228,14 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:  # these parse their own options (argparse.REMAINDER
+        import importlib                 # cannot take a leading "-h" or "--backends")
+        try:
+            return importlib.import_module(PASSTHROUGH[argv[0]]).main(argv[1:]) or 0
+        except MixnnError as e:
+            print(f"mixnn {argv[0]}: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args) or 0

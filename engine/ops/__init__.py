@@ -121,4 +121,4 @@ def const_ints(node, infos, index, what):
 
 def load_all():
     """Import every schema module (they register on import)."""
-    from . import elementwise, nn, layout, reduce, misc  # noqa: F401
+    from . import elementwise, nn, layout, reduce, misc, extended  # noqa: F401
