@@ -53,20 +53,31 @@ def strides_of(shape):
     return tuple(reversed(out))
 
 
+def broadcast_strides(shape, out_shape):
+    """Element strides of a contiguous `shape` read as `out_shape` (0 along broadcast dims)."""
+    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, strides_of(shape))]
+
+
+def merge_dims(sizes, *strides):
+    """Drop unit dims and merge neighbours that every operand walks contiguously:
+    (sizes, [strides per operand]) with at least one dim."""
+    dims = [(d, [s[k] for s in strides]) for k, d in enumerate(sizes) if d != 1]
+    out = []
+    for d, st in dims:
+        if out and all(ps == s * d for ps, s in zip(out[-1][1], st)):
+            out[-1] = (out[-1][0] * d, st)
+        else:
+            out.append((d, st))
+    if not out:
+        out = [(1, [0] * len(strides))]
+    return [d for d, _ in out], [[st[k] for _, st in out] for k in range(len(strides))]
+
+
 def simplify(size, src_strides, dst_strides):
-    """Drop unit dims and merge dims that are contiguous in both source and destination."""
-    dims = [(s, a, b) for s, a, b in zip(size, src_strides, dst_strides) if s != 1]
-    merged = []
-    for s, a, b in dims:
-        if merged:
-            ps, pa, pb = merged[-1]
-            if pa == a * s and pb == b * s:
-                merged[-1] = (ps * s, a, b)
-                continue
-        merged.append((s, a, b))
-    if not merged:
-        merged = [(1, 1, 1)]
-    return tuple(m[0] for m in merged), tuple(m[1] for m in merged), tuple(m[2] for m in merged)
+    """merge_dims for one source and one destination, as tuples."""
+    size, (src, dst) = merge_dims(size, src_strides, dst_strides)
+    return tuple(size), tuple(src), tuple(dst)
 
 
 def _region(src, dst, size, so, ss, do, ds):

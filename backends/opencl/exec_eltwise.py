@@ -3,7 +3,9 @@ import numpy as np
 
 from . import OpenCLBackend
 from .base import BINARY, GROUP, UNARY, CLExecutor, box_local, f32, float32_only, i32
-from .shapes import broadcast_strides, merge_dims, pad_left
+from engine.geometry import broadcast_strides, merge_dims
+
+from .shapes import pad_left
 
 # Attribute defaults of the parametrized unary ops: op -> ((attr, default) for a, for b).
 _PARAMS = {"LeakyRelu": (("alpha", 0.01), None), "HardSigmoid": (("alpha", 0.2), ("beta", 0.5)),

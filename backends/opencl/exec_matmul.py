@@ -8,7 +8,9 @@ import numpy as np
 
 from . import OpenCLBackend
 from .base import ROWS, CLExecutor, f32, float32_only, fused_activation, i32
-from .shapes import broadcast_strides, merge_dims, pad_left
+from engine.geometry import broadcast_strides, merge_dims
+
+from .shapes import pad_left
 from .exec_conv import TM, pack_bias, pack_blocks
 
 

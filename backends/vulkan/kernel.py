@@ -60,14 +60,6 @@ def pack(*fields) -> np.ndarray:
     return np.array(words, np.uint32)
 
 
-def strides_of(shape):
-    out, acc = [], 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= int(d)
-    return tuple(reversed(out))
-
-
 def attr(node, key, default):
     v = node.attrs.get(key, default)
     return v.decode() if isinstance(v, bytes) else v

@@ -12,7 +12,7 @@ from engine.ops.nn import conv_geometry
 
 from . import VulkanBackend
 from .kernel import LOCAL, VkExecutor, attr, cdiv, check_float, fused, fused_reason, grid, pack
-from .ops_elementwise import broadcast_strides, collapse
+from engine.geometry import broadcast_strides, merge_dims
 
 BATCH_DIMS = 4
 # matmul.comp's tile: thinner products run in matmul_small.comp, and so does everything on a
@@ -149,7 +149,7 @@ class MatMulVK(VkExecutor):
         out = tuple(int(d) for d in np.broadcast_shapes(a2[:-2], b2[:-2]))
         sa = [s * m * k for s in broadcast_strides(a2[:-2], out)]
         sb = [s * k * n for s in broadcast_strides(b2[:-2], out)]
-        batch, (sa, sb) = collapse(out, sa, sb)
+        batch, (sa, sb) = merge_dims(out, sa, sb)
         return batch, sa, sb, m, n, k
 
     def record(self):

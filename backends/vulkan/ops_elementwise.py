@@ -2,8 +2,10 @@
 (binary.comp), and BatchNormalization when the optimizer left it unfolded (channel_affine.comp)."""
 import numpy as np
 
+from engine.geometry import broadcast_strides, merge_dims
+
 from . import VulkanBackend
-from .kernel import OPS, VkExecutor, attr, check_float, pack, strides_of
+from .kernel import OPS, VkExecutor, attr, check_float, pack
 
 # op -> (attribute defaults of the two parameters a, b)
 UNARY = {"Relu": (), "Sigmoid": (), "Tanh": (), "Exp": (), "Log": (), "Sqrt": (), "Erf": (),
@@ -44,27 +46,6 @@ class UnaryVK(VkExecutor):
         return [self.dispatch("unary", [x], [y], pack(y.size, *self.params()), y.size, spec=(OPS[op],))]
 
 
-def collapse(shape, *strides):
-    """Drop unit dims and merge neighbours that every operand walks contiguously:
-    (shape, [strides per operand]) with at least one dim."""
-    dims = [(d, [s[k] for s in strides]) for k, d in enumerate(shape) if d != 1]
-    out = []
-    for d, st in dims:
-        if out and all(ps == s * d for ps, s in zip(out[-1][1], st)):
-            out[-1] = (out[-1][0] * d, st)
-        else:
-            out.append((d, st))
-    if not out:
-        out = [(1, [0] * len(strides))]
-    return [d for d, _ in out], [[st[k] for _, st in out] for k in range(len(strides))]
-
-
-def broadcast_strides(shape, out_shape):
-    """Element strides of a tensor read as if broadcast to out_shape (0 along broadcast dims)."""
-    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
-    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, strides_of(shape))]
-
-
 @VulkanBackend.op(*BINARY)
 class BinaryVK(VkExecutor):
     @classmethod
@@ -80,7 +61,7 @@ class BinaryVK(VkExecutor):
     @staticmethod
     def layout(ins, outs):
         out = outs[0].shape
-        return collapse(out, broadcast_strides(ins[0].shape, out), broadcast_strides(ins[1].shape, out))
+        return merge_dims(out, broadcast_strides(ins[0].shape, out), broadcast_strides(ins[1].shape, out))
 
     def record(self):
         shape, (sa, sb) = self.layout(self.ins, self.outs)

@@ -9,7 +9,9 @@ import numpy as np
 from engine.ops.reduce import reduce_axes
 
 from . import VulkanBackend
-from .kernel import VkExecutor, check_float, grid, pack, strides_of
+from engine.geometry import strides_of
+
+from .kernel import VkExecutor, check_float, grid, pack
 
 REDUCE = {"ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceProd": 4,
           "ReduceL1": 5, "ReduceL2": 6, "ReduceLogSum": 7, "ReduceLogSumExp": 8,
