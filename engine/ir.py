@@ -8,8 +8,6 @@ or Graph (a subgraph of a control-flow op).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from .errors import ModelFormatError

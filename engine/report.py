@@ -12,7 +12,7 @@ def print_profile(prof, top=25, file=None):
     print(f"{'op':<22}{'backend':<9}{'count':>6}{'ms':>10}{'%':>7}", file=file)
     for (op, backend), (t, c) in sorted(by_op.items(), key=lambda kv: -kv[1][0]):
         print(f"{op:<22}{backend:<9}{c:>6}{t:>10.3f}{100 * t / total:>6.1f}%", file=file)
-    print(f"\nslowest nodes:", file=file)
+    print("\nslowest nodes:", file=file)
     for n in sorted(nodes, key=lambda n: -n["ms"])[:top]:
         print(f"  {n['node'][:40]:<42}{n['op']:<18}{n['backend']:<8}{n['ms']:>9.3f} ms", file=file)
     copies = prof["copies"]

@@ -44,3 +44,48 @@ def single_node_model(op, inputs, outputs=("y",), attrs=None, consts=None, opset
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
+
+
+class Feed:
+    """An input fed at run time (a bare array given to one_node is a constant of the graph)."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array)
+
+
+def rand(*shape, lo=-2.0, hi=2.0, seed=0):
+    return np.random.default_rng(seed).uniform(lo, hi, shape).astype(np.float32)
+
+
+def one_node(op, ins, attrs=None, n_out=1):
+    """A one-node model named "node": ins are Feed (graph inputs), arrays (constants) or None."""
+    from engine.ir import Graph, Node, Value
+    from engine.model import Model
+    g = Graph(f"one_{op}")
+    names, feed = [], {}
+    for k, v in enumerate(ins):
+        if v is None:
+            names.append("")
+        elif isinstance(v, Feed):
+            names.append(f"in{k}")
+            g.inputs.append(f"in{k}")
+            g.values[f"in{k}"] = Value(f"in{k}", v.array.dtype, v.array.shape)
+            feed[f"in{k}"] = v.array
+        else:
+            names.append(g.add_constant(f"const{k}", np.asarray(v)))
+    g.outputs = [f"out{k}" for k in range(n_out)]
+    g.nodes = [Node(op, names, list(g.outputs), "node", dict(attrs or {}))]
+    return Model(g), feed
+
+
+def check_against_cpu(backend, op, ins, attrs=None, n_out=1, scale=1e-4):
+    """Run one node on `backend` and on the CPU backend; it must have run on `backend`."""
+    import engine
+    model, feed = one_node(op, ins, attrs, n_out)
+    sess = engine.InferenceSession(model, backend=backend)
+    got = sess.run(None, feed)
+    assert sess.placement()["node"]["backend"] == backend, sess.placement()["node"]
+    ref = engine.InferenceSession(model, backend="cpu").run(None, feed)
+    for a, b in zip(got, ref):
+        assert_close(a, b, scale, what=f"{op} {attrs}")
+    return sess

@@ -18,7 +18,7 @@ from engine import models, zoo
 from engine.ir import Graph, Node, Value
 from engine.model import Model
 from tests.conftest import ROOT, require_backend
-from tests.oracle import assert_close, ort_run
+from tests.oracle import Feed, assert_close, check_against_cpu, one_node, ort_run, rand
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,45 +26,9 @@ def gl():
     return require_backend("gl")
 
 
-class Feed:
-    """An input fed at run time (a bare array is a constant of the graph)."""
-
-    def __init__(self, array):
-        self.array = np.asarray(array)
-
-
-def rand(*shape, lo=-2.0, hi=2.0, seed=0):
-    return np.random.default_rng(seed).uniform(lo, hi, shape).astype(np.float32)
-
-
-def one_node(op, ins, attrs=None, n_out=1):
-    g = Graph(f"one_{op}")
-    names, feed = [], {}
-    for k, v in enumerate(ins):
-        if v is None:
-            names.append("")
-        elif isinstance(v, Feed):
-            names.append(f"in{k}")
-            g.inputs.append(f"in{k}")
-            g.values[f"in{k}"] = Value(f"in{k}", v.array.dtype, v.array.shape)
-            feed[f"in{k}"] = v.array
-        else:
-            names.append(g.add_constant(f"const{k}", np.asarray(v)))
-    g.outputs = [f"out{k}" for k in range(n_out)]
-    g.nodes = [Node(op, names, list(g.outputs), "node", dict(attrs or {}))]
-    return Model(g), feed
-
-
 def check(op, ins, attrs=None, n_out=1, scale=1e-4):
     """One node with inputs `ins` (Feed, constant array or None) on gl, against the CPU backend."""
-    model, feed = one_node(op, ins, attrs, n_out)
-    sess = engine.InferenceSession(model, backend="gl")
-    got = sess.run(None, feed)
-    assert sess.placement()["node"]["backend"] == "gl", sess.placement()["node"]
-    ref = engine.InferenceSession(model, backend="cpu").run(None, feed)
-    for a, b in zip(got, ref):
-        assert_close(a, b, scale, what=f"{op} {attrs}")
-    return sess
+    return check_against_cpu("gl", op, ins, attrs, n_out, scale)
 
 
 # -- shaders ------------------------------------------------------------------------------

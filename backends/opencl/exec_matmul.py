@@ -71,7 +71,7 @@ class MatMulCL(CLExecutor):
         x, y, act = inputs[0], outputs[0], fused_activation(self.node)
         if not y.size:
             return
-        m, k, n = self.m, self.kk, self.n
+        k, n = self.kk, self.n
         if self.packed:
             rows, blocks = x.size // k, -(-n // TM)
             self.k.set_args(x.buf, x.off, i32(0), i32(1), i32(k), self.w.buf, self.b.buf,
