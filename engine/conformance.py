@@ -335,9 +335,7 @@ def summarize(cases, results, backend):
         c = cases[k]
         rows.append({"name": c["name"], "op": c["op"], "scope": c["scope"] or "in", **res})
     inscope = [r for r in rows if r["scope"] == "in"]
-    passed = [r for r in rows if r["status"] == "pass" and r.get("nodes")]
-    native = sum(1 for r in passed if r["native"] == r["nodes"])
-    partly = sum(1 for r in passed if 0 < r["native"] < r["nodes"])
+    touched = [r for r in inscope if r.get("native")]  # cases where the backend ran >= 1 node
 
     def rate(rs):
         return round(100.0 * sum(r["status"] == "pass" for r in rs) / max(len(rs), 1), 2)
@@ -347,8 +345,8 @@ def summarize(cases, results, backend):
         "all": {"cases": len(rows), "pass_rate": rate(rows), **Counter(r["status"] for r in rows)},
         "in_scope": {"cases": len(inscope), "pass_rate": rate(inscope),
                      **Counter(r["status"] for r in inscope)},
-        "passed_natively": native,
-        "passed_partly_native": partly,
+        "on_backend": {"cases": len(touched), "all_nodes": sum(1 for r in touched if r["native"] == r["nodes"]),
+                       **Counter(r["status"] for r in touched)},
         "out_of_scope": dict(Counter(r["scope"] for r in rows if r["scope"] != "in")),
         "cases": rows,
     }
@@ -366,8 +364,10 @@ def print_report(summary, verbose=False, out=sys.stdout):
         counts = ", ".join(f"{st} {s.get(st, 0)}" for st in STATUSES)
         print(f"{b}: {title:<8} {s['cases']:>5} cases, pass rate {s['pass_rate']:.1f} %  ({counts})", file=out)
     if b != "cpu":
-        print(f"{b}: of the passing cases, {summary['passed_natively']} ran every node on {b}, "
-              f"{summary['passed_partly_native']} some nodes (the rest fell back to cpu)", file=out)
+        t = summary["on_backend"]
+        print(f"{b}: ran nodes itself in {t['cases']} in-scope cases ({t['all_nodes']} entirely, the rest partly "
+              f"on the cpu fallback): pass {t.get('pass', 0)}, wrong {t.get('wrong', 0)}, "
+              f"error {t.get('error', 0)}", file=out)
     per_op = defaultdict(Counter)
     for r in summary["cases"]:
         if r["scope"] == "in":

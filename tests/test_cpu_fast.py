@@ -253,6 +253,47 @@ def test_runs_do_not_allocate():
         assert peak < y.nbytes // 4, f"{type(exe).__name__} allocated {peak} bytes in a run"
 
 
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Every GEMM shared between the caller and the helper thread (off by default: docs/cpu.md)."""
+    monkeypatch.setattr(parallel, "MIN_MACS", 0)
+    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+
+
+@pytest.mark.parametrize("w_shape, attrs, expect", [
+    ((24, 16, 1, 1), {}, "PointwiseConv"),
+    ((5, 3, 1, 1), {}, "PointwiseConv"),                       # bias as a weight column
+    ((12, 8, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2]}, "Im2colConv"),
+    ((16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "WinogradConv"),
+])
+def test_gemm_shared_by_two_threads(two_threads, w_shape, attrs, expect, monkeypatch):
+    """Column chunks, row bands and tile-row blocks claimed by either thread, each with its own
+    scratch, give onnxruntime's result (odd sizes: the last chunk is short)."""
+    if expect == "WinogradConv":
+        monkeypatch.setattr(winograd, "best_unit", lambda g: 2)
+    exe = check_conv((1, w_shape[1], 21, 19), w_shape, attrs, expect, act="HardSwish")
+    assert exe.workers == 2
+    assert len(getattr(exe, "cols", None) or getattr(exe, "bands", None) or exe.blocks) == 2
+
+
+@pytest.mark.parametrize("a_shape, b_shape, bias", [((2, 7, 16), (16, 9), (9,)), ((9, 16), (2, 16, 5), None)])
+def test_matmul_shared_by_two_threads(two_threads, a_shape, b_shape, bias):
+    test_matmul(a_shape, b_shape, bias, "SiLU")
+
+
+def test_parallel_chunks_run_every_item_once():
+    seen = []
+    parallel.chunks(lambda worker, k: seen.append((worker in (0, 1), k)), [(k,) for k in range(9)])
+    assert sorted(seen) == [(True, k) for k in range(9)]
+
+
+def test_serial_blas_keeps_blas_on_one_thread():
+    from threadpoolctl import threadpool_info, threadpool_limits
+    with threadpool_limits(2, user_api="blas"):
+        parallel.serial_blas()
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["internal_api"] == "openblas")
+
 # -- MatMul ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("a_shape, b_shape, bias, act", [
     ((2, 3, 4, 5), (5, 6), (6,), None),

@@ -33,6 +33,19 @@ FUZZ = settings(derandomize=True, database=None, max_examples=EXAMPLES, deadline
                 suppress_health_check=list(HealthCheck))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def tensor_cap():
+    """Hostile sizes must be refused, not attempted: a tensor may take 1 GiB here, whatever the
+    machine has (MIXNN_MAX_TENSOR_BYTES)."""
+    old = os.environ.get("MIXNN_MAX_TENSOR_BYTES")
+    os.environ["MIXNN_MAX_TENSOR_BYTES"] = str(1 << 30)
+    yield
+    if old is None:
+        del os.environ["MIXNN_MAX_TENSOR_BYTES"]
+    else:
+        os.environ["MIXNN_MAX_TENSOR_BYTES"] = old
+
+
 class Hang(BaseException):
     """Raised by the alarm: a BaseException, so no `except Exception` in mixnn can swallow it."""
 
@@ -129,7 +142,32 @@ def misc_net():
     return _model(g)
 
 
-SEEDS = {"conv": conv_net, "shape": shape_net, "misc": misc_net}
+def dynamic_net():
+    """Shapes, sizes and counts fed at run time: what they claim is only known then."""
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["c"], "cos", value=_init("v", np.array([1.5], np.float32))),
+        helper.make_node("Reshape", ["x", "shape"], ["r"], "reshape"),
+        helper.make_node("Add", ["r", "c"], ["y"], "add"),
+        helper.make_node("Range", ["zero", "count", "one"], ["seq"], "range"),
+        helper.make_node("Tile", ["x", "reps"], ["t"], "tile"),
+        helper.make_node("Expand", ["c", "shape"], ["e"], "expand"),
+    ]
+    inits = [_init("zero", np.array(0, np.int64)), _init("one", np.array(1, np.int64))]
+    g = helper.make_graph(nodes, "dynamic_net",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+                           helper.make_tensor_value_info("shape", TensorProto.INT64, [2]),
+                           helper.make_tensor_value_info("count", TensorProto.INT64, []),
+                           helper.make_tensor_value_info("reps", TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b"]),
+                           helper.make_tensor_value_info("seq", TensorProto.INT64, ["n"]),
+                           helper.make_tensor_value_info("t", TensorProto.FLOAT, ["c", "d"]),
+                           helper.make_tensor_value_info("e", TensorProto.FLOAT, ["f", "g"])], inits)
+    return _model(g)
+
+
+DYNAMIC_FEED = {"shape": np.array([3, 2], np.int64), "count": np.array(5, np.int64),
+                "reps": np.array([2, 1], np.int64)}
+SEEDS = {"conv": conv_net, "shape": shape_net, "misc": misc_net, "dynamic": dynamic_net}
 
 
 def test_seed_models_are_valid_and_match_onnxruntime():
@@ -147,11 +185,15 @@ _DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, Tensor
 
 
 def feed_for(model, rng):
-    """Random inputs as the graph declares them (unknown or odd dims -> 2, odd types -> float32)."""
+    """Random inputs as the graph declares them (unknown or odd dims -> 2, odd types -> float32);
+    the dynamic net's shape inputs get valid shapes."""
     init = {i.name for i in model.graph.initializer}
     feed = {}
     for vi in model.graph.input:
         if vi.name in init:
+            continue
+        if vi.name in DYNAMIC_FEED and vi.type.tensor_type.elem_type == TensorProto.INT64:
+            feed[vi.name] = DYNAMIC_FEED[vi.name].copy()
             continue
         tt = vi.type.tensor_type
         dtype = _DTYPES.get(tt.elem_type, np.float32)
@@ -295,6 +337,15 @@ def test_mutated_onnx_models_refuse_or_run_correctly(seed, data):
     for _ in range(data.draw(st.integers(1, 3))):
         mutate(model, data)
     outcome(model)
+
+
+@FUZZ
+@given(name=st.sampled_from(sorted(DYNAMIC_FEED)),
+       values=st.lists(st.sampled_from(HOSTILE_INTS), min_size=1, max_size=3))
+def test_hostile_run_time_sizes_refuse_or_run_correctly(name, values):
+    feed = feed_for(dynamic_net(), np.random.default_rng(0))
+    feed[name] = np.resize(np.array(values, np.int64), feed[name].shape)
+    outcome(dynamic_net(), feed)
 
 
 @FUZZ

@@ -21,9 +21,14 @@ from engine.ops.nn import conv_geometry, conv_out_dim
 
 from . import CpuBackend
 from .gemm import Epilogue, unsupported_activation
+from .parallel import chunks, gemm_workers, serial_blas
 
 # im2col columns above this many bytes are built and multiplied in bands of output rows.
 COLS_BUDGET = 8 << 20
+# A GEMM shared by two threads is cut into this many column chunks (claimed dynamically, so a
+# descheduled thread's share is taken by the other), each a multiple of CHUNK_ALIGN columns.
+GEMM_CHUNKS = 2
+CHUNK_ALIGN = 16
 # A 1x1 convolution adds its bias inside the GEMM (input copied beside a row of ones) when
 # C < BIAS_ROW_RATIO * M: a contiguous copy costs ~0.1 ns per float, a broadcast add ~0.18.
 BIAS_ROW_RATIO = 1.8
@@ -183,21 +188,36 @@ class PointwiseConv(ConvCPU):
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
+        g = self.g
+        hw = g.h * g.w
         if self.ones_row:
-            self.xa = self.flat[:(self.g.c + 1) * self.g.h * self.g.w].reshape(self.g.c + 1, -1)
+            self.xa = self.flat[:(g.c + 1) * hw].reshape(g.c + 1, -1)
+        self.tmp2 = None if self.tmp is None else self.tmp[:g.m * hw].reshape(g.m, hw)
+        self.workers = gemm_workers(self.backend, g.m * g.c * hw)
+        self.cols = column_chunks(hw, GEMM_CHUNKS if self.workers > 1 else 1)
 
     def run(self):
+        serial_blas()
         g = self.g
         x = self.inputs[0].reshape(g.n, g.c, g.h * g.w)
         y = self.outputs[0].reshape(g.n, g.m, g.h * g.w)
         for i in range(g.n):
-            src = x[i]
-            if self.ones_row:
-                np.copyto(self.xa[:g.c], src)
-                self.xa[g.c].fill(1)
-                src = self.xa
-            np.matmul(self.w, src, out=y[i])
-            self.epilogue(y[i], self.image_tmp(y[i]))
+            chunks(self._columns, [(x[i], y[i], s) for s in self.cols], self.workers)
+
+    def _columns(self, worker, src, y, s):
+        g = self.g
+        if self.ones_row:
+            np.copyto(self.xa[:g.c, s], src[:, s])
+            self.xa[g.c, s].fill(1)
+            src = self.xa
+        np.matmul(self.w, src[:, s], out=y[:, s])
+        self.epilogue(y[:, s], None if self.tmp2 is None else self.tmp2[:, s])
+
+
+def column_chunks(n, parts):
+    """`parts` slices covering range(n), cut at multiples of CHUNK_ALIGN (fewer when n is short)."""
+    cuts = sorted({min(n, n * k // parts // CHUNK_ALIGN * CHUNK_ALIGN) for k in range(parts)} | {n})
+    return [slice(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
 class Im2colConv(ConvCPU):
@@ -213,6 +233,10 @@ class Im2colConv(ConvCPU):
         self.w = self.prepared("im2col", self._pack)
         per_row = 4 * g.group * (self.kd + 1) * g.ow
         self.band = max(1, min(g.oh, COLS_BUDGET // per_row))
+        # Two threads take bands in turn, each with its own columns.
+        self.workers = gemm_workers(backend, g.m * self.kd * g.oh * g.ow)
+        if self.workers > 1:
+            self.band = min(self.band, -(-g.oh // GEMM_CHUNKS))
         self.pad = PaddedInput(g) if g.padded else None
 
     def _pack(self, w):
@@ -226,7 +250,7 @@ class Im2colConv(ConvCPU):
         return self.g.group * (self.kd + 1) * self.band * self.g.ow
 
     def scratch_bytes(self):
-        return 4 * ((self.pad.floats if self.pad else 0) + self.cols_floats() + self.tmp_floats())
+        return 4 * ((self.pad.floats if self.pad else 0) + self.workers * self.cols_floats() + self.tmp_floats())
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
@@ -235,22 +259,27 @@ class Im2colConv(ConvCPU):
         if self.pad:
             self.pad.bind(self.flat)
             start = self.pad.floats
-        self.cols = self.flat[start:start + self.cols_floats()].reshape(g.group, self.kd + 1, -1)
+        n = self.cols_floats()
+        self.cols = [self.flat[start + k * n:start + (k + 1) * n].reshape(g.group, self.kd + 1, -1)
+                     for k in range(self.workers)]
+        self.bands = [(r0, min(self.band, g.oh - r0)) for r0 in range(0, g.oh, self.band)]
 
     def run(self):
-        g = self.g
+        serial_blas()
         x, y = self.inputs[0], self.outputs[0]
-        for i in range(g.n):
+        for i in range(self.g.n):
             src = self.pad.fill(x[i]) if self.pad else x[i]
-            for r0 in range(0, g.oh, self.band):
-                rows = min(self.band, g.oh - r0)
-                cols = self.cols[:, :, :rows * g.ow]
-                np.copyto(cols[:, :self.kd].reshape(g.group, self.cg, g.kh, g.kw, rows, g.ow),
-                          self._windows(src, r0, rows))
-                cols[:, self.kd].fill(1)
-                out = y[i, :, r0:r0 + rows].reshape(g.group, self.mg, rows * g.ow)
-                np.matmul(self.w, cols, out=out)
-            self.epilogue.activate(y[i], self.image_tmp(y[i]))
+            tmp = self.image_tmp(y[i])
+            chunks(self._band, [(src, y[i], tmp, r0, rows) for r0, rows in self.bands], self.workers)
+
+    def _band(self, worker, src, y, tmp, r0, rows):
+        g = self.g
+        cols = self.cols[worker][:, :, :rows * g.ow]
+        np.copyto(cols[:, :self.kd].reshape(g.group, self.cg, g.kh, g.kw, rows, g.ow), self._windows(src, r0, rows))
+        cols[:, self.kd].fill(1)
+        out = y[:, r0:r0 + rows]
+        np.matmul(self.w, cols, out=out.reshape(g.group, self.mg, rows * g.ow))
+        self.epilogue.activate(out, None if tmp is None else tmp[:, r0:r0 + rows])
 
     def _windows(self, src, r0, rows):
         """(G, Cg, kh, kw, rows, OW) view: [.., c, i, j, r, q] = src[c, (r0+r)*sh + i*dh, q*sw + j*dw]."""
@@ -316,6 +345,7 @@ class ConvTransposeCPU(Executor):
         self.scatter = [(taps[:, i, j], (i, j)) for i in range(self.kh) for j in range(self.kw)]
 
     def run(self):
+        serial_blas()
         x, out = self.inputs[0], self.outputs[0]
         for n in range(self.n):
             np.copyto(self.xa[:self.c], x[n].reshape(self.c, -1))

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .conv import ConvCPU
-from .parallel import split, worth_splitting
+from .parallel import serial_blas, split, worth_splitting
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 1 << 20
@@ -116,6 +116,7 @@ class DepthwiseConv(ConvCPU):
         return [z for z in zero if z.size], plane[:, r0:r1, c0:c1], src
 
     def run(self):
+        serial_blas()
         x, out = self.inputs[0], self.outputs[0]
         for n in range(self.g.n):
             split(self._run_part, [(x[n], out[n], part) for part in self.work])

@@ -11,6 +11,7 @@ from engine.backend import Executor
 
 from . import CpuBackend
 from .kernels_common import attr_str
+from .parallel import chunks, gemm_workers, serial_blas
 
 ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid", "Tanh")
 _NEEDS_TMP = ("SiLU", "HardSwish", "LeakyRelu")
@@ -163,16 +164,32 @@ class MatMulCPU(Executor):
         super().bind(inputs, outputs, scratch)
         self.tmp = scratch.view(np.float32) if scratch is not None else None
         self.bias = inputs[2] if self.has_bias else None
+        a, y = inputs[0], outputs[0]
+        tmp = self.tmp[:self.size].reshape(y.shape) if self.epilogue.needs_tmp else None
+        # Two threads share big products by halves of A's rows, unless the bias varies along them.
+        rows = a.shape[-2]
+        row_bias = self.bias is not None and np.ndim(self.bias) >= 2 and self.bias.shape[-2] > 1
+        split = not (self.strassen or row_bias or rows < 2)
+        self.workers = gemm_workers(self.backend, self.size * a.shape[-1]) if split else 1
+        cut = [slice(0, rows)] if self.workers == 1 else [slice(0, rows // 2), slice(rows // 2, rows)]
+        self.parts = [(a[..., s, :], y[..., s, :], None if tmp is None else tmp[..., s, :]) for s in cut]
 
     def run(self):
-        a, b, y = self.inputs[0], self.inputs[1], self.outputs[0]
+        serial_blas()
         if self.strassen:
-            strassen_matmul(a, b, y, self.tmp)
+            y = self.outputs[0]
+            strassen_matmul(self.inputs[0], self.inputs[1], y, self.tmp)
+            self._finish(y, self.parts[0][2])
         else:
-            np.matmul(a, b, out=y)
+            chunks(self._rows, self.parts, self.workers)
+
+    def _rows(self, worker, a, y, tmp):
+        np.matmul(a, self.inputs[1], out=y)
+        self._finish(y, tmp)
+
+    def _finish(self, y, tmp):
         if self.bias is not None:
             np.add(y, self.bias, out=y)
-        tmp = self.tmp[:self.size].reshape(y.shape) if self.epilogue.needs_tmp else None
         self.epilogue.activate(y, tmp)
 
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from engine.errors import ShapeError, UnsupportedOpError
+from engine.ops import check_size
 
 from .kernels import kernel
 from .kernels_common import attr_str, axis_of, fail, ints, scalar
@@ -121,13 +122,19 @@ def pad(node, x, pads, value=None, axes=None):
 
 @kernel("Tile")
 def tile(node, x, repeats):
-    return np.tile(x, ints(repeats))
+    reps = ints(repeats)
+    if len(reps) != x.ndim or min(reps, default=0) < 0:
+        raise fail(node, f"repeats {reps} must be {x.ndim} non-negative counts", ShapeError)
+    check_size(node, [d * r for d, r in zip(x.shape, reps)], x.dtype)
+    return np.tile(x, reps)
 
 
 @kernel("Expand")
 def expand(node, x, shape):
     try:
-        return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(ints(shape))))
+        out = np.broadcast_shapes(x.shape, tuple(ints(shape)))
+        check_size(node, out, x.dtype)
+        return np.broadcast_to(x, out)
     except ValueError:
         raise fail(node, f"cannot expand {x.shape} to {tuple(ints(shape))}", ShapeError) from None
 

@@ -3,6 +3,7 @@ EyeLike -- the scans CumSum/CumProd and Unique, and Det."""
 import numpy as np
 
 from engine.onnx_types import onnx_dtype
+from engine.ops import check_size
 
 from .kernels import kernel
 from .kernels_common import axis_of, fail, ints, scalar
@@ -26,6 +27,7 @@ def constant_of_shape(node, shape):
     dims = ints(shape)
     if any(d < 0 for d in dims):
         raise fail(node, f"negative dimension in shape {dims}")
+    check_size(node, dims, value.dtype)
     return np.full(dims, value[0], dtype=value.dtype)
 
 
@@ -36,6 +38,7 @@ def range_(node, start, limit, delta):
     if d == 0:
         raise fail(node, "Range delta is 0")
     n = max(int(np.ceil((float(lim) - float(s)) / float(d))), 0)
+    check_size(node, (n,), dt)
     return (s + np.arange(n, dtype=dt) * d).astype(dt, copy=False)
 
 

@@ -30,9 +30,8 @@ def _source_coords(ctm, n_out, n_in, scale, roi):
         return (np.float64(offset) + (xr.astype(np.float64) + 0.5) / np.float64(s) - 0.5).astype(_F)
     if ctm == "pytorch_half_pixel":
         return (xr + _F(0.5)) / s - _F(0.5) if n_out > 1 else np.zeros(n_out, _F)
-    if ctm == "align_corners":  # length_resized = n_in * scale: fractional when from scales (spec)
-        length = _F(n_in) * s
-        return xr * _F(n_in - 1) / (length - _F(1)) if n_out > 1 and length != 1 else np.zeros(n_out, _F)
+    if ctm == "align_corners":
+        return xr * _F(n_in - 1) / _F(n_out - 1) if n_out > 1 else np.zeros(n_out, _F)
     if ctm == "asymmetric":
         return xr / s
     if ctm == "tf_half_pixel_for_nn":

@@ -1,15 +1,26 @@
-"""A second thread for the numpy passes that BLAS does not parallelize.
+"""The CPU backend's own second thread, and OpenBLAS kept on one.
 
-numpy releases the GIL inside its loops but holds it for the ~1 us of each call, so splitting
-work between two threads pays only when each half is long (hundreds of microseconds): the
-executors use `split` for their big elementwise stages only, and only when the session asked
-for two or more threads. One helper thread per process, woken by a condition variable.
+OpenBLAS splits every GEMM statically between its threads and waits for all of them, and its
+idle workers spin. On a machine where other processes compete for the cores, a worker that
+has been descheduled stalls each GEMM for a scheduler time slice: measured on this project's
+2-core VM under load, `threads=2` ran PP-OCR's classifier 20x and MobileNetV2 8x slower than
+BLAS on one thread (docs/cpu.md). So the executors keep BLAS on one thread (`serial_blas`) and
+share big stages with one helper thread themselves, in chunks that either thread claims
+(`chunks`): a late helper costs nothing, the caller simply does the chunks it did not take.
+numpy releases the GIL inside BLAS and its loops but holds it for the ~1 us of each call, so
+only long stages are shared (MIN_ELEMENTS, MIN_MACS), and only when the session asked for two
+or more threads.
 """
 import os
 import threading
 
 # Work below this many float elements per split stage runs on the calling thread alone.
 MIN_ELEMENTS = 1 << 21
+# GEMMs of at least this many multiply-adds are shared between the two threads (None: never).
+# Measured on the loaded 2-core VM, sharing lost: the other core was busy, the helper came
+# late, and the halved blocks cost 10-16% more CPU time (docs/cpu.md). Set it (4 << 20 gave
+# 1.7x on a 128x128x3136 GEMM with a free core) where the cores are really free.
+MIN_MACS = None
 
 
 def threads_of(backend):
@@ -22,63 +33,128 @@ def worth_splitting(backend, elements):
     return threads_of(backend) >= 2 and elements >= MIN_ELEMENTS
 
 
+def gemm_workers(backend, macs):
+    """How many threads share a GEMM of `macs` multiply-adds: 1 or 2."""
+    return 2 if MIN_MACS is not None and threads_of(backend) >= 2 and macs >= MIN_MACS else 1
+
+
+class _Blas:
+    """OpenBLAS's thread count through threadpoolctl (None when either is missing)."""
+
+    def __init__(self):
+        self.lib = None
+        try:
+            from threadpoolctl import ThreadpoolController
+            libs = [c for c in ThreadpoolController().lib_controllers if c.internal_api == "openblas"]
+            self.lib = libs[0] if libs else None
+        except Exception:  # no threadpoolctl, or a BLAS it cannot drive: leave BLAS as it is
+            self.lib = None
+
+    def serial(self):
+        lib = self.lib
+        if lib is not None and lib.get_num_threads() != 1:
+            lib.set_num_threads(1)
+
+
+_blas = None
+
+
+def serial_blas():
+    """Keep BLAS on one thread (cheap when it already is: one ctypes call)."""
+    global _blas
+    if _blas is None:
+        _blas = _Blas()
+    _blas.serial()
+
+
+class _Job:
+    """fn(worker, *items[i]) for every i, claimed one at a time by whichever thread is free."""
+
+    def __init__(self, fn, items):
+        self.fn, self.items = fn, items
+        self.next, self.active, self.error = 0, 0, None
+        self.cond = threading.Condition(threading.Lock())
+
+    def work(self, worker):
+        while True:
+            with self.cond:
+                i = self.next
+                if i >= len(self.items):
+                    return
+                self.next, self.active = i + 1, self.active + 1
+            try:
+                self.fn(worker, *self.items[i])
+            except BaseException as e:  # handed back to the caller, who re-raises it
+                self.error = e
+            finally:
+                with self.cond:
+                    self.active -= 1
+                    if not self.active:
+                        self.cond.notify_all()
+
+    def wait(self):
+        with self.cond:
+            while self.active:
+                self.cond.wait()
+
+
 class _Helper:
     def __init__(self):
         self.busy = threading.Lock()  # one caller at a time; another caller runs serially
         self.cond = threading.Condition()
-        self.job = None
-        self.done = True
-        self.error = None
+        self.pending = None
         threading.Thread(target=self._loop, name="mixnn-cpu-helper", daemon=True).start()
 
     def _loop(self):
         while True:
             with self.cond:
-                while self.job is None:
+                while self.pending is None:
                     self.cond.wait()
-                fn, args = self.job
-            try:
-                fn(*args)
-            except BaseException as e:  # handed back to the caller, who re-raises it
-                self.error = e
-            with self.cond:
-                self.job, self.done = None, True
-                self.cond.notify_all()
+                job, self.pending = self.pending, None
+            job.work(1)
 
-    def run_pair(self, fn, helper_args, own_args):
-        """fn(*helper_args) on the helper thread while fn(*own_args) runs here."""
+    def share(self, job):
         with self.cond:
-            self.job, self.done, self.error = (fn, helper_args), False, None
-            self.cond.notify_all()
+            self.pending = job
+            self.cond.notify()
         try:
-            fn(*own_args)
+            job.work(0)
         finally:
             with self.cond:
-                while not self.done:
-                    self.cond.wait()
-        if self.error is not None:
-            raise self.error
+                if self.pending is job:  # the helper never came: take the job back
+                    self.pending = None
+            job.wait()
 
 
 _helper = None
 _lock = threading.Lock()
 
 
-def split(fn, parts):
-    """Run fn(*args) for each args in `parts` (one or two tuples), two at a time in parallel."""
+def chunks(fn, items, workers=2):
+    """fn(worker, *args) for each args in `items`; worker (0 = the caller, 1 = the helper)
+    tells which per-thread scratch to use. With workers == 1 or one item, all on the caller."""
     global _helper
-    if len(parts) == 1:
-        fn(*parts[0])
+    if workers < 2 or len(items) < 2:
+        for args in items:
+            fn(0, *args)
         return
     with _lock:
         if _helper is None:
             _helper = _Helper()
         helper = _helper
     if not helper.busy.acquire(blocking=False):
-        for args in parts:
-            fn(*args)
+        for args in items:
+            fn(0, *args)
         return
+    job = _Job(fn, items)
     try:
-        helper.run_pair(fn, parts[0], parts[1])
+        helper.share(job)
     finally:
         helper.busy.release()
+    if job.error is not None:
+        raise job.error
+
+
+def split(fn, parts):
+    """Run fn(*args) for each args in `parts`, two at a time in parallel."""
+    chunks(lambda worker, *args: fn(*args), parts, 2)

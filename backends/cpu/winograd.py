@@ -22,7 +22,8 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv import ConvCPU, PaddedInput
+from .conv import GEMM_CHUNKS, ConvCPU, PaddedInput
+from .parallel import chunks, gemm_workers, serial_blas
 
 UNITS = (2, 4, 6)
 _POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
@@ -130,6 +131,10 @@ class WinogradConv(ConvCPU):
         # Tile rows per block: the block's transformed tiles stay near the cache.
         per_row = 4 * a * a * max(g.c, g.m) * self.tw
         self.rows = max(1, min(self.th, BLOCK_BYTES // per_row))
+        # Two threads take blocks in turn, each with its own transform buffers.
+        self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw)
+        if self.workers > 1:
+            self.rows = min(self.rows, -(-self.th // GEMM_CHUNKS))
         tb = self.rows * self.tw
         self.x1 = max(a * a * g.c, m * a * g.m) * tb
         self.x2 = a * a * max(g.c, g.m) * tb
@@ -141,14 +146,16 @@ class WinogradConv(ConvCPU):
                                     np.float32)
 
     def scratch_bytes(self):
-        return 4 * (self.pad.floats + self.x1 + self.x2 + self.tmp_floats())
+        return 4 * (self.pad.floats + self.workers * (self.x1 + self.x2) + self.tmp_floats())
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
         self.pad.bind(self.flat)
         pos = self.pad.floats
-        self.buf1 = self.flat[pos:pos + self.x1]
-        self.buf2 = self.flat[pos + self.x1:pos + self.x1 + self.x2]
+        step = self.x1 + self.x2
+        self.bufs = [(self.flat[pos + k * step:pos + k * step + self.x1],
+                      self.flat[pos + k * step + self.x1:pos + (k + 1) * step]) for k in range(self.workers)]
+        self.blocks = [(r0, min(self.rows, self.th - r0)) for r0 in range(0, self.th, self.rows)]
         buf = self.pad.buf
         sc, sh, sw = buf.strides
         m = self.unit
@@ -156,38 +163,41 @@ class WinogradConv(ConvCPU):
                                      (sh, sw, sc, sh * m, sw * m), writeable=False)
 
     def run(self):
-        g = self.g
+        serial_blas()
         x, out = self.inputs[0], self.outputs[0]
-        for n in range(g.n):
+        for n in range(self.g.n):
             self.pad.fill(x[n])
             y = out[n]
-            for r0 in range(0, self.th, self.rows):
-                self._block(y, r0, min(self.rows, self.th - r0))
-            self.epilogue.activate(y, self.image_tmp(y))
+            tmp = self.image_tmp(y)
+            chunks(self._block, [(y, tmp, r0, rows) for r0, rows in self.blocks], self.workers)
 
-    def _block(self, y, r0, rows):
-        """Tile rows [r0, r0 + rows): gather, transform, multiply, transform back, scatter."""
+    def _block(self, worker, y, tmp, r0, rows):
+        """Tile rows [r0, r0 + rows): gather, transform, multiply, transform back, scatter,
+        activate."""
         g, a, m = self.g, self.a, self.unit
+        buf1, buf2 = self.bufs[worker]
         t = rows * self.tw
-        d = self.buf1[:a * a * g.c * t]
-        v1 = self.buf2[:a * a * g.c * t]
+        d = buf1[:a * a * g.c * t]
+        v1 = buf2[:a * a * g.c * t]
         np.copyto(d.reshape(a, a, g.c, rows, self.tw), self.tiles_view[:, :, :, r0:r0 + rows])
         # B^T d B as two thin GEMMs: B^T on the tile's rows, then on its columns.
         np.matmul(self.bt, d.reshape(a, -1), out=v1.reshape(a, -1))
         v = d
         np.matmul(self.bt, v1.reshape(a, a, -1), out=v.reshape(a, a, -1))
-        mm = self.buf2[:a * a * g.m * t].reshape(a * a, g.m, t)
+        mm = buf2[:a * a * g.m * t].reshape(a * a, g.m, t)
         np.matmul(self.u, v.reshape(a * a, g.c, t), out=mm)
         if self.bias is not None:
             # A^T e_p = (1, p, p^2...) is all ones at the interpolation point p = 1 (index 1), so
             # adding b there adds b to every output of the tile: on 1/a^2 of the data.
             np.add(mm[a + 1], self.bias, out=mm[a + 1])
-        y1 = self.buf1[:m * a * g.m * t]
+        y1 = buf1[:m * a * g.m * t]
         np.matmul(self.at, mm.reshape(a, -1), out=y1.reshape(m, -1))
-        ys = self.buf2[:m * m * g.m * t]
+        ys = buf2[:m * m * g.m * t]
         np.matmul(self.at, y1.reshape(m, a, -1), out=ys.reshape(m, m, -1))
         ys = ys.reshape(m, m, g.m, rows, self.tw)
         for i in range(m):
             for j in range(m):
                 dst = y[:, r0 * m + i:(r0 + rows) * m:m, j::m]  # numpy crops at the image edge
                 np.copyto(dst, ys[i, j, :, :dst.shape[1], :dst.shape[2]])
+        rows_out = slice(r0 * m, (r0 + rows) * m)  # numpy crops at the image edge
+        self.epilogue.activate(y[:, rows_out], None if tmp is None else tmp[:, rows_out])

@@ -54,29 +54,45 @@ def infer(node, infos) -> "list[TensorInfo] | None":
         raise ShapeError(f"node '{node.name}' ({node.op}): inputs of shapes {shapes} do not fit: {e}") from None
 
 
-def max_tensor_bytes() -> int:
-    """No tensor may be larger than the machine's memory (MIXNN_MAX_TENSOR_BYTES overrides): a
-    hostile shape is refused at resize instead of dying in the allocator."""
+BIG_TENSOR = 1 << 28  # bytes; tensors above this are checked against the memory available now
+
+
+def available_bytes() -> int:
+    """What one tensor may take: MIXNN_MAX_TENSOR_BYTES, else the memory the OS says is available
+    (MemAvailable), else the physical memory."""
     import os
     env = os.environ.get("MIXNN_MAX_TENSOR_BYTES")
     if env:
         return int(env)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 1 << 40
 
 
+def check_size(node, shape, dtype, what="output"):
+    """Refuse a tensor larger than the memory available: a hostile shape (a tensor claiming 2**40
+    elements) becomes a ShapeError instead of a MemoryError or the OOM killer. Kernels that
+    allocate a size read from data call it too."""
+    nbytes = np.dtype(dtype).itemsize
+    for d in shape:
+        nbytes *= max(int(d), 0)  # Python ints: no overflow
+    if nbytes > BIG_TENSOR and nbytes > available_bytes():
+        raise ShapeError(f"node '{node.name}' ({node.op}): {what} of shape {tuple(int(d) for d in shape)} "
+                         f"would take {nbytes / 2 ** 30:.1f} GiB, more than the memory available")
+
+
 def _within_memory(node, infos, outs):
     for k, o in enumerate(outs or []):
-        if o is None:
-            continue
-        nbytes = np.dtype(o.dtype).itemsize
-        for d in o.shape:
-            nbytes *= max(int(d), 0)  # Python ints: no overflow
-        if nbytes > max_tensor_bytes():
-            fail(node, infos, f"output {k} of shape {tuple(o.shape)} would take {nbytes / 2 ** 30:.1f} GiB, "
-                              f"more than this machine's memory")
+        if o is not None:
+            check_size(node, o.shape, o.dtype, f"output {k}")
     return outs
 
 
