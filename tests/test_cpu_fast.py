@@ -412,3 +412,152 @@ def test_conv_transpose_overlapping_kernels_decline():
     node = Node("ConvTranspose", ["x", "w"], ["y"], "ct", {"strides": [2, 2]})
     infos = [TensorInfo((1, 4, 5, 5), np.dtype(F32)), TensorInfo(w.shape, w.dtype, w)]
     assert conv.ConvTransposeCPU.supports(backends.cpu.CpuBackend(), node, infos, []) is not None
+
+
+# -- fast_ops.py: elementwise, Concat, pools computed into the output view ----------------------
+def node_model(op, arrays, consts, attrs):
+    """One ONNX node over inputs i0, i1... ("" where arrays holds None); consts become initializers."""
+    from engine.onnx_types import onnx_code
+    names = ["" if a is None else f"i{k}" for k, a in enumerate(arrays)]
+    feed = {n: a for k, (n, a) in enumerate(zip(names, arrays)) if n and k not in consts}
+    inits = [numpy_helper.from_array(a, n) for k, (n, a) in enumerate(zip(names, arrays)) if n and k in consts]
+    code = onnx_code(next(a for a in arrays if a is not None).dtype)
+    nodes = [helper.make_node(op, names, ["y"], **attrs)]
+    if op == "SiLU":  # not an ONNX op: x * Sigmoid(x)
+        nodes = [helper.make_node("Sigmoid", ["i0"], ["s"]), helper.make_node("Mul", ["i0", "s"], ["y"])]
+    g = helper.make_graph(nodes, op, [helper.make_tensor_value_info(k, code, v.shape) for k, v in feed.items()],
+                          [helper.make_tensor_value_info("y", code, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    return m, names, feed
+
+
+def run_fast(op, arrays, attrs=None, consts=(), expect=None):
+    """The node through its fast executor (dirty scratch and output, run twice, no allocation in a
+    run) against onnxruntime; `consts` are the positions of inputs that are constants."""
+    model, names, feed = node_model(op, arrays, consts, attrs or {})
+    ref = ort_run(model, feed)[0]
+    backend = backends.cpu.CpuBackend()
+    node = Node(op, names, ["y"], op.lower(), dict(attrs or {}))
+    infos = [None if a is None else TensorInfo(a.shape, a.dtype, a if k in consts else None)
+             for k, a in enumerate(arrays)]
+    outs = [TensorInfo(ref.shape, ref.dtype)]
+    assert backend.supports(node, infos, outs) is None
+    exe = backend.create(node, infos, outs)
+    assert type(exe).__name__ == (expect or f"{op}CPU"), f"{op} ran on {type(exe).__name__}"
+    scratch = np.full(exe.scratch_bytes(), 0xFF, np.uint8)  # NaN floats: nothing may rely on zeros
+    y = np.full(ref.shape, np.nan, ref.dtype)
+    exe.bind(list(arrays), [y], scratch)
+    exe.run()
+    first = y.copy()
+    exe.run()
+    np.testing.assert_array_equal(first, y)
+    assert_close(y, ref, 1e-5, what=f"{op} {[None if a is None else a.shape for a in arrays]} {attrs}")
+    tracemalloc.start()
+    exe.run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # numpy's iterator may take a fixed-size buffer (broadcasts); never an output-sized temporary.
+    assert peak < max(64 << 10, y.nbytes // 4), f"{op} allocated {peak} bytes in a run"
+    return exe
+
+
+def rnd(*shape, dtype=F32, seed=0, scale=3.0):
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape) * scale, dtype)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize("a_shape, b_shape", [((2, 5, 7, 3), (2, 5, 7, 3)), ((1, 6, 5, 9), (1, 6, 1, 1)),
+                                              ((3, 1, 4), (5, 1)), ((7,), (4, 1, 7)), ((2, 3), ())])
+def test_fast_binary(op, a_shape, b_shape):
+    a, b = rnd(*a_shape), rnd(*b_shape, seed=1)
+    if op == "Div":
+        b[np.abs(b) < 0.1] = 0.5
+    run_fast(op, [a, b], expect="BinaryCPU")
+    run_fast(op, [a, b], consts=(1,), expect="BinaryCPU")
+
+
+def test_fast_binary_float64_and_declines():
+    run_fast("Add", [rnd(3, 4, dtype=np.float64), rnd(4, dtype=np.float64, seed=1)], expect="BinaryCPU")
+    backend = backends.cpu.CpuBackend()
+    node = Node("Add", ["a", "b"], ["y"], "add", {})
+    f32, f64, i64 = (TensorInfo((3, 4), np.dtype(t)) for t in (F32, np.float64, np.int64))
+    assert backends.cpu.fast_ops.BinaryCPU.supports(backend, node, [f32, f64], [f64]) is not None
+    assert type(backend.create(node, [i64, i64], [i64])).__name__ == "KernelExecutor"
+
+
+@pytest.mark.parametrize("op, attrs", [("Relu", {}), ("Sigmoid", {}), ("HardSwish", {}), ("SiLU", {}),
+                                       ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4})])
+@pytest.mark.parametrize("shape", [(1, 7, 5, 3), (2, 3, 11), (13,)])
+def test_fast_unary(op, attrs, shape):
+    x = rnd(*shape)
+    x.flat[:3] = [40.0, -40.0, 0.0]  # saturated tails and zero
+    run_fast(op, [x], attrs=attrs)
+
+
+@pytest.mark.parametrize("lo, hi", [(-0.5, 6.0), (None, 1.0), (-1.0, None), (2.0, -1.0)])
+def test_fast_clip(lo, hi):
+    bounds = [None if v is None else np.array(v, F32) for v in (lo, hi)]
+    if hi is None:
+        bounds = bounds[:1]
+    run_fast("Clip", [rnd(1, 5, 6, 7)] + bounds, consts=(1, 2))
+
+
+def test_fast_clip_runtime_bounds_decline():
+    backend = backends.cpu.CpuBackend()
+    x = TensorInfo((2, 3), np.dtype(F32))
+    node = Node("Clip", ["x", "lo", "hi"], ["y"], "clip", {})
+    exe = backend.create(node, [x, TensorInfo((), np.dtype(F32)), TensorInfo((), np.dtype(F32))], [x])
+    assert type(exe).__name__ == "KernelExecutor"
+
+
+@pytest.mark.parametrize("shapes, axis", [([(1, 3, 5, 5), (1, 4, 5, 5), (1, 1, 5, 5)], 1),
+                                          ([(2, 3, 4), (2, 3, 1)], -1), ([(3, 2), (5, 2)], 0),
+                                          ([(1, 7, 3)], 1)])
+def test_fast_concat(shapes, axis):
+    arrays = [rnd(*s, seed=k) for k, s in enumerate(shapes)]
+    run_fast("Concat", arrays, attrs={"axis": axis})
+    if len(arrays) > 1:
+        run_fast("Concat", arrays, attrs={"axis": axis}, consts=(1,))
+
+
+@pytest.mark.parametrize("shape", [(1, 13, 7, 7), (2, 5, 9, 11), (1, 3, 1, 1), (2, 4, 17)])
+def test_fast_global_average_pool(shape):
+    run_fast("GlobalAveragePool", [rnd(*shape)])
+
+
+@pytest.mark.parametrize("shape, attrs", [
+    ((1, 5, 12, 12), {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    ((2, 3, 13, 11), {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    ((1, 4, 15, 15), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 4, 14, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ((1, 4, 10, 13), {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}),
+    ((1, 6, 20, 20), {"kernel_shape": [5, 5], "strides": [1, 1], "pads": [2, 2, 2, 2]}),
+    ((1, 2, 9, 10), {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [0, 1, 2, 0]}),
+    ((1, 2, 11, 11), {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((1, 2, 11, 12), {"kernel_shape": [2, 3], "strides": [1, 2], "dilations": [2, 2]}),
+    ((1, 3, 6, 6), {"kernel_shape": [1, 1], "strides": [2, 2]}),
+])
+def test_fast_max_pool(shape, attrs):
+    x = rnd(*shape)
+    x[..., 0, 0] = -1e6  # a corner below any pad value but -inf: pads must not leak into it
+    run_fast("MaxPool", [x], attrs=attrs)
+
+
+@pytest.mark.parametrize("op, arrays, attrs", [
+    ("Add", [rnd(1, 32, 48, 48), rnd(1, 32, 48, 48, seed=1)], {}),
+    ("Mul", [rnd(1, 32, 48, 48), rnd(1, 32, 1, 1, seed=1)], {}),
+    ("SiLU", [rnd(1, 32, 48, 48)], {}), ("HardSwish", [rnd(1, 32, 48, 48)], {}),
+    ("Concat", [rnd(1, 32, 48, 48), rnd(1, 16, 48, 48, seed=1)], {"axis": 1}),
+    ("MaxPool", [rnd(1, 32, 97, 97)], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+])
+def test_fast_ops_do_not_allocate(op, arrays, attrs):
+    run_fast(op, arrays, attrs=attrs, expect="BinaryCPU" if op in ("Add", "Mul") else None)
+
+
+def test_fast_max_pool_with_indices_declines():
+    backend = backends.cpu.CpuBackend()
+    x = TensorInfo((1, 2, 8, 8), np.dtype(F32))
+    node = Node("MaxPool", ["x"], ["y", "idx"], "mp", {"kernel_shape": [2, 2], "strides": [2, 2]})
+    outs = [TensorInfo((1, 2, 4, 4), np.dtype(F32)), TensorInfo((1, 2, 4, 4), np.dtype(np.int64))]
+    assert type(backend.create(node, [x], outs)).__name__ == "KernelExecutor"

@@ -125,8 +125,9 @@ def tile(node, x, repeats):
     reps = ints(repeats)
     if len(reps) != x.ndim or min(reps, default=0) < 0:
         raise fail(node, f"repeats {reps} must be {x.ndim} non-negative counts", ShapeError)
-    check_size(node, [d * r for d, r in zip(x.shape, reps)], x.dtype)
-    return np.tile(x, reps)
+    out = [d * r for d, r in zip(x.shape, reps)]
+    check_size(node, out, x.dtype)
+    return np.tile(x, reps) if min(out, default=1) else np.empty(out, x.dtype)  # (np.tile may blow up first)
 
 
 @kernel("Expand")
