@@ -555,9 +555,52 @@ def test_fast_ops_do_not_allocate(op, arrays, attrs):
     run_fast(op, arrays, attrs=attrs, expect="BinaryCPU" if op in ("Add", "Mul") else None)
 
 
+@pytest.mark.parametrize("attrs, scales, sizes", [
+    ({"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 2, 2], None),
+    ({"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 4, 8], None),
+    ({"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 1, 3], None),
+    ({}, [1, 1, 2, 2], None),  # half_pixel + round_prefer_floor at x2 picks i // 2 as well
+    ({"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, None, [2, 3, 15, 14]),
+])
+def test_fast_resize_nearest_repeat(attrs, scales, sizes):
+    x = rnd(2, 3, 5, 7)
+    extra = [np.zeros(0, F32), None if scales is None else np.array(scales, F32)]
+    if sizes is not None:
+        extra.append(np.array(sizes, np.int64))
+    run_fast("Resize", [x] + extra, attrs=dict(attrs, mode="nearest"), consts=(1, 2, 3), expect="NearestRepeatCPU")
+
+
+@pytest.mark.parametrize("attrs, scales", [({"mode": "linear"}, [1, 1, 2, 2]),
+                                           ({"mode": "nearest"}, [1, 1, 1.5, 2]),
+                                           ({"mode": "nearest"}, [1, 2, 2, 2]),
+                                           ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                                             "nearest_mode": "ceil"}, [1, 1, 2, 2])])
+def test_fast_resize_declines_other_resamplings(attrs, scales):
+    backend = backends.cpu.CpuBackend()
+    x = TensorInfo((1, 2, 4, 6), np.dtype(F32))
+    s = np.array(scales, F32)
+    node = Node("Resize", ["x", "", "s"], ["y"], "r", attrs)
+    out = TensorInfo(tuple(int(a * b) for a, b in zip(x.shape, scales)), np.dtype(F32))
+    exe = backend.create(node, [x, None, TensorInfo(s.shape, s.dtype, s)], [out])
+    assert type(exe).__name__ == "KernelExecutor"
+
+
 def test_fast_max_pool_with_indices_declines():
     backend = backends.cpu.CpuBackend()
     x = TensorInfo((1, 2, 8, 8), np.dtype(F32))
     node = Node("MaxPool", ["x"], ["y", "idx"], "mp", {"kernel_shape": [2, 2], "strides": [2, 2]})
     outs = [TensorInfo((1, 2, 4, 4), np.dtype(F32)), TensorInfo((1, 2, 4, 4), np.dtype(np.int64))]
     assert type(backend.create(node, [x], outs)).__name__ == "KernelExecutor"
+
+
+def test_fast_ops_fall_back_when_an_output_overlaps_an_input():
+    backend = backends.cpu.CpuBackend()
+    x = rnd(2, 3, 4)
+    info = TensorInfo(x.shape, np.dtype(F32))
+    exe = backend.create(Node("Concat", ["a", "b"], ["y"], "c", {"axis": 0}), [info, info],
+                         [TensorInfo((4, 3, 4), np.dtype(F32))])
+    buf = np.zeros((4, 3, 4), F32)
+    buf[:2] = x
+    exe.bind([buf[:2], x], [buf], None)  # input 0 lives in the output's first half
+    exe.run()
+    np.testing.assert_array_equal(buf, np.concatenate([x, x]))

@@ -10,7 +10,7 @@ import numpy as np
 from engine.backend import Executor
 from engine.ops.nn import resolve_pads
 
-from . import CpuBackend
+from . import CpuBackend, KernelExecutor
 from .kernels_common import axis_of
 
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.true_divide}
@@ -24,8 +24,20 @@ def _same_float(infos):
     return None
 
 
+class OutExecutor(Executor):
+    """Writes its output while it reads its inputs: if the plan ever bound an output over an
+    input's bytes, it runs the kernel (result first, then the copy) instead."""
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        if any(x is not None and np.may_share_memory(x, y) for x in inputs for y in outputs if y is not None):
+            kernel = KernelExecutor(self.backend, self.node, self.ins, self.outs)
+            kernel.bind(inputs, outputs, scratch)
+            self.run = kernel.run
+
+
 @CpuBackend.op(*_BINARY)
-class BinaryCPU(Executor):
+class BinaryCPU(OutExecutor):
     """y = a op b with numpy broadcasting, written by the ufunc into y."""
 
     @classmethod
@@ -45,7 +57,7 @@ class BinaryCPU(Executor):
             self.fn(self.inputs[0], self.inputs[1], out=self.outputs[0])
 
 
-class UnaryCPU(Executor):
+class UnaryCPU(OutExecutor):
     """One float input, one output of its shape and dtype; `compute(x, y)` fills y."""
 
     @classmethod
@@ -131,7 +143,7 @@ class HardSwishCPU(UnaryCPU):
 
 
 @CpuBackend.op("Concat")
-class ConcatCPU(Executor):
+class ConcatCPU(OutExecutor):
     @classmethod
     def supports(cls, backend, node, ins, outs):
         if not any(i is not None for i in ins):
@@ -150,7 +162,7 @@ class ConcatCPU(Executor):
 
 
 @CpuBackend.op("GlobalAveragePool")
-class GlobalAveragePoolCPU(Executor):
+class GlobalAveragePoolCPU(OutExecutor):
     @classmethod
     def supports(cls, backend, node, ins, outs):
         if len(ins[0].shape) < 3:
@@ -171,7 +183,7 @@ class GlobalAveragePoolCPU(Executor):
 
 
 @CpuBackend.op("MaxPool")
-class MaxPoolCPU(Executor):
+class MaxPoolCPU(OutExecutor):
     """2-D max pool, separably: the max over the kernel's rows of a -inf padded copy (one
     np.maximum per tap row, on whole contiguous rows) into (OH, Wp) maxima, then the max over
     the kernel's columns of those: kh + kw - 2 passes instead of the kernel's kh*kw - 1.
@@ -239,3 +251,58 @@ class MaxPoolCPU(Executor):
             np.maximum(taps[0], taps[1], out=dst)
             for v in taps[2:]:
                 np.maximum(dst, v, out=dst)
+
+
+@CpuBackend.op("Resize")
+class NearestRepeatCPU(OutExecutor):
+    """Nearest-neighbour upsampling by whole factors on H and W (DBNet's FPN: x2, x4, x8): the
+    kernel's own index tables (resize_plan) are checked to read input row i // f at output row i;
+    then each output pixel is one strided copy per column phase and one contiguous row copy per
+    row phase, instead of the kernel's gathers (np.take) into fresh arrays."""
+
+    @classmethod
+    def supports(cls, backend, node, ins, outs):
+        return None if cls._factors(node, ins, outs) else "not a whole-factor nearest upsampling"
+
+    @staticmethod
+    def _factors(node, ins, outs):
+        """(fh, fw) when the node repeats each pixel fh x fw times, else None."""
+        from .kernels_resize import resize_plan
+        if len(ins[0].shape) != 4 or _same_float(ins[:1] + outs[:1]) or any(
+                i is not None and i.value is None for i in ins[1:]):
+            return None
+        args = [None if k >= len(ins) or ins[k] is None else np.asarray(ins[k].value) for k in (1, 2, 3)]
+        shape, tables = resize_plan(node, tuple(ins[0].shape), *args)
+        if tuple(shape) != tuple(outs[0].shape) or set(tables) - {2, 3}:
+            return None
+        factors = []
+        for axis in (2, 3):
+            n_in, n_out = ins[0].shape[axis], shape[axis]
+            if axis not in tables:
+                factors.append(1)
+                continue
+            idx, w, outside = tables[axis]
+            f = n_out // n_in if n_in else 0
+            if w is not None or outside is not None or f * n_in != n_out or idx.shape[1] != 1 \
+                    or not np.array_equal(idx[:, 0], np.arange(n_out) // f):
+                return None
+            factors.append(f)
+        return tuple(factors)
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        self.fh, self.fw = self._factors(node, ins, outs)
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        n, c, h, w = inputs[0].shape
+        y = outputs[0].reshape(n, c, h, self.fh, w, self.fw)
+        self.cols = [y[:, :, :, 0, :, j] for j in range(self.fw)]
+        self.rows = [(y[:, :, :, i], y[:, :, :, 0]) for i in range(1, self.fh)]
+
+    def run(self):
+        x = self.inputs[0]
+        for dst in self.cols:
+            np.copyto(dst, x)
+        for dst, src in self.rows:
+            np.copyto(dst, src)
