@@ -110,12 +110,14 @@ def available_backends() -> dict:
 def open_backend(spec, config=None) -> "Backend":
     name, index = parse_device(spec)
     cls = backend_class(name)
+    # Open first, probe only to explain a failure: some drivers fix settings (e.g. Mesa's shader
+    # cache directory, from config.cache_dir) when the process's first context is made.
     try:
-        cls.probe(index)
         return cls(index, config)
     except BackendUnavailable:
         raise
     except Exception as e:
+        cls.probe(index)  # raises BackendUnavailable with the binding's or driver's reason
         raise BackendUnavailable(f"backend '{spec}' failed to open: {type(e).__name__}: {e}") from e
 
 
