@@ -110,26 +110,24 @@ def load_cases(path=None, regenerate=False):
         return pickle.load(f)
 
 
-def _walk(graph):
+def _graphs(graph):
+    """The graph and every subgraph in it, depth first."""
+    yield graph
     for node in graph.node:
-        yield node
         for a in node.attribute:
             for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                yield from _walk(g)
+                yield from _graphs(g)
 
 
-def _io_kinds(graph):
-    """Type kinds ("tensor", "sequence_type"...) and element types of a graph's io, subgraphs included."""
+def _io_kinds(graphs):
+    """Type kinds ("tensor_type", "sequence_type"...) of the graphs' inputs and outputs, plus
+    "string" for string tensors."""
     kinds = set()
-    for vi in list(graph.input) + list(graph.output):
-        kind = vi.type.WhichOneof("value")
-        kinds.add(kind)
-        if kind == "tensor_type" and vi.type.tensor_type.elem_type == 8:
-            kinds.add("string")
-    for node in graph.node:
-        for a in node.attribute:
-            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                kinds |= _io_kinds(g)
+    for g in graphs:
+        for vi in list(g.input) + list(g.output):
+            kinds.add(vi.type.WhichOneof("value"))
+            if vi.type.WhichOneof("value") == "tensor_type" and vi.type.tensor_type.elem_type == 8:
+                kinds.add("string")
     return kinds
 
 
@@ -138,12 +136,13 @@ def out_of_scope(model) -> str | None:
     domains = {o.domain for o in model.opset_import} - {"", "ai.onnx"}
     if domains:
         return f"domain {sorted(domains)[0]}"
-    kinds = _io_kinds(model.graph)
+    graphs = list(_graphs(model.graph))
+    kinds = _io_kinds(graphs)
     if kinds - {"tensor_type", "string", None}:
         return "sequence/optional/map type"
     if "string" in kinds:
         return "string tensors"
-    for node in _walk(model.graph):
+    for node in (n for g in graphs for n in g.node):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
             return f"domain {node.domain}"
@@ -180,7 +179,7 @@ def compare(want, got) -> str | None:
         wide = np.complex128 if want.dtype.kind == "c" else np.float64
         w, g = want.astype(wide), got.astype(wide)
         nan_w, nan_g = np.isnan(w), np.isnan(g)
-        inf_w, inf_g = np.isinf(w), np.isinf(g)
+        inf_w = np.isinf(w)
         finite = ~(nan_w | inf_w)
         with np.errstate(invalid="ignore"):
             close = np.abs(g - w) <= ATOL + RTOL * np.abs(w)
@@ -225,6 +224,31 @@ def run_case(case, backend="cpu"):
     return {**result, "status": "pass", "detail": ""}
 
 
+def run_case_onnxruntime(case, backend=None):
+    """The same case on onnxruntime, for comparison (`--backend onnxruntime`): a refusal at load
+    counts as unsupported."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    ort.set_default_logger_severity(4)
+    model = onnx.load_from_string(case["model"])
+    init = {i.name for i in model.graph.initializer}
+    feed = dict(zip([i.name for i in model.graph.input if i.name not in init], case["inputs"]))
+    try:
+        sess = ort.InferenceSession(case["model"], providers=["CPUExecutionProvider"])
+    except Exception as e:
+        return {"status": "unsupported", "detail": f"load: {str(e)[:300]}"}
+    try:
+        outs = sess.run(None, feed)
+    except Exception as e:
+        return {"status": "error", "detail": f"run: {str(e)[:300]}"}
+    for o, want, got in zip(model.graph.output, case["outputs"], outs):
+        why = compare(want, np.asarray(got)) if isinstance(got, np.ndarray) else "not a tensor"
+        if why:
+            return {"status": "wrong", "detail": f"output '{o.name}': {why}"}
+    return {"status": "pass", "detail": ""}
+
+
 def _is_mixnn(e):
     from engine.errors import MixnnError
     return isinstance(e, MixnnError)
@@ -266,10 +290,13 @@ class _Slot:
         self.proc.start()
         child.close()
         self.case, self.deadline = None, None
-        if not self.parent.poll(start_timeout):
+        try:
+            if not self.parent.poll(start_timeout):
+                raise EOFError
+            self.parent.recv()
+        except EOFError:
             self.kill()
-            raise RuntimeError(f"a conformance worker did not start within {start_timeout} s")
-        self.parent.recv()
+            raise RuntimeError(f"a conformance worker did not start (exit code {self.proc.exitcode})") from None
 
     def kill(self):
         if self.proc.is_alive():
@@ -363,7 +390,7 @@ def print_report(summary, verbose=False, out=sys.stdout):
         s = summary[key]
         counts = ", ".join(f"{st} {s.get(st, 0)}" for st in STATUSES)
         print(f"{b}: {title:<8} {s['cases']:>5} cases, pass rate {s['pass_rate']:.1f} %  ({counts})", file=out)
-    if b != "cpu":
+    if b not in ("cpu", "onnxruntime"):
         t = summary["on_backend"]
         print(f"{b}: ran nodes itself in {t['cases']} in-scope cases ({t['all_nodes']} entirely, the rest partly "
               f"on the cpu fallback): pass {t.get('pass', 0)}, wrong {t.get('wrong', 0)}, "
@@ -387,7 +414,8 @@ def print_report(summary, verbose=False, out=sys.stdout):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="mixnn conformance",
                                 description="Run the ONNX backend node tests on a mixnn backend.")
-    p.add_argument("--backend", default="cpu", help="cpu, opencl, vulkan, gl (cpu is the fallback)")
+    p.add_argument("--backend", default="cpu", help="cpu, opencl, vulkan, gl (cpu is the fallback); "
+                                                    "onnxruntime runs the cases on onnxruntime, for comparison")
     p.add_argument("--filter", help="regular expression on case names (re.search)")
     p.add_argument("--json", help="write the per-case results here")
     p.add_argument("--in-scope", action="store_true", help="run only the in-scope cases")
@@ -405,7 +433,8 @@ def main(argv=None):
     if not chosen:
         print("no case matches", file=sys.stderr)
         return 1
-    results = run_pool(chosen, path, args.backend, args.jobs, args.timeout)
+    runner = run_case_onnxruntime if args.backend == "onnxruntime" else run_case
+    results = run_pool(chosen, path, args.backend, args.jobs, args.timeout, runner=runner)
     summary = summarize(cases, results, args.backend)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     print_report(summary, args.verbose)

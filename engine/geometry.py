@@ -195,7 +195,8 @@ def _lower_depth_to_space(node, ins, outs):
 def _lower_space_to_depth(node, ins, outs):
     n, c, h, w = ins[0].shape
     b = node.attrs["blocksize"]
-    src6, perm = (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4)
+    src6 = (n, c, h // b, b, w // b, b)
+    perm = (0, 3, 5, 1, 2, 4) if node.attrs.get("mode", "DCR") == "DCR" else (0, 1, 3, 5, 2, 4)
     st = strides_of(src6)
     size = [src6[p] for p in perm]
     return Raster([_region(0, 0, size, 0, [st[p] for p in perm], 0, strides_of(size))], {})

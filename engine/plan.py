@@ -12,7 +12,9 @@ import time
 
 import numpy as np
 
+from . import ops
 from .memory import Block, lower_bound, plan_arena, align_up
+from .ops import TensorInfo
 
 
 class Plan:
@@ -262,6 +264,8 @@ class Plan:
 
     def _run_eager(self, node, feed, host):
         args = [self._host_value(v, feed, host) if v else None for v in node.inputs]
+        # the shape rules (when the op has one) check sizes read from data before any allocation
+        ops.infer(node, [TensorInfo(a.shape, a.dtype, a) if a is not None else None for a in args])
         for name, val in zip(node.outputs, self.evaluate(node, args)):
             if name:
                 host[name] = np.asarray(val)

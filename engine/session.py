@@ -114,7 +114,7 @@ class InferenceSession:
                                          f"{got}, but input '{symbols[want][1]}' has it {symbols[want][0]}")
             if arr.dtype.kind == "O":
                 raise InputError(f"input '{name}': object arrays are not supported")
-            out[name] = np.ascontiguousarray(arr)
+            out[name] = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)  # keeps 0-d as 0-d
         return out
 
     # -- planning --------------------------------------------------------------------
@@ -149,12 +149,14 @@ class InferenceSession:
 
     def run(self, output_names, feed, run_options=None):
         feed = self._check_feed(feed)
-        self._resize(feed)
-        before = {n: b.allocations for n, b in self.backends.items()}
         try:
+            self._resize(feed)
+            before = {n: b.allocations for n, b in self.backends.items()}
             outs = self._plan.run(feed)
         except MixnnError:
             raise
+        except MemoryError as e:
+            raise MixnnError(f"model '{self.graph.name}': out of memory while running: {e}") from None
         except (FloatingPointError, ValueError, IndexError, TypeError, ZeroDivisionError, OverflowError) as e:
             raise MixnnError(f"model '{self.graph.name}': running failed: {type(e).__name__}: {e}") from e
         self._last_alloc = {n: b.allocations - before[n] for n, b in self.backends.items()}

@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 import engine
 from engine.errors import MixnnError
 
-EXAMPLES = int(os.environ.get("MIXNN_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("MIXNN_FUZZ_EXAMPLES", "500"))
 RUNS = int(os.environ.get("MIXNN_FUZZ_RUNS", "1000"))
 HANG_S = 20
 FUZZ = settings(derandomize=True, database=None, max_examples=EXAMPLES, deadline=None,
@@ -413,9 +413,9 @@ def ieee_net():
     outs += ["rmax", "rsum", "pool", "mm", "div", "mul0", "clip", "max0"]
     inits = [_init("s4", np.array([1, 1, 4, 4], np.int64)), _init("zero", np.array(0, np.float32)),
              _init("lo", np.array(-1, np.float32)), _init("hi", np.array(1, np.float32))]
-    g = helper.make_graph(nodes, "ieee", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
-                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, [f"{o}{k}" for k in range(4 if o == "pool" else 2)])
-                           for o in outs], inits)
+    infos = [helper.make_tensor_value_info(o, TensorProto.FLOAT, [f"{o}{k}" for k in range(4 if o == "pool" else 2)])
+             for o in outs]
+    g = helper.make_graph(nodes, "ieee", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])], infos, inits)
     return _model(g)
 
 

@@ -55,3 +55,14 @@ def test_what_does_not_lower():
     node = Node("Gather", ["x", "i"], ["y"], attrs={"axis": 3})
     ins = [TensorInfo(X.shape, X.dtype), TensorInfo(many.shape, many.dtype, many)]
     assert geometry.lower(node, ins, infer(node, ins)) is None
+
+
+def test_space_to_depth_crd_mode():
+    node = Node("SpaceToDepth", ["x"], ["y"], attrs={"blocksize": 2, "mode": "CRD"})
+    x = X[:, :, :4, :4].copy()
+    ins = [TensorInfo(x.shape, x.dtype)]
+    got = [np.zeros((2, 12, 2, 2), np.float32)]
+    geometry.apply_numpy(geometry.lower(node, ins, infer(node, ins)), [x], got)
+    n, c, h, w = x.shape
+    ref = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * 4, h // 2, w // 2)
+    assert np.array_equal(got[0], ref)

@@ -1,5 +1,6 @@
-"""The other ops of transformer decoders: RotaryEmbedding, SwiGLU, and TensorScatter (KV-cache
-writes)."""
+"""The other ops of LLM decoders: RotaryEmbedding, SwiGLU, TensorScatter (KV-cache writes), and
+the recurrent blocks of linear-attention models: CausalConvWithState and LinearAttention (run
+token by token, in float64)."""
 import numpy as np
 
 from engine.errors import UnsupportedOpError

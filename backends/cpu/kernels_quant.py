@@ -7,7 +7,6 @@ layer), which keeps BLAS in play where numpy's integer matmul has none.
 """
 import numpy as np
 
-from engine.errors import UnsupportedOpError
 from engine.onnx_types import onnx_dtype
 
 from .kernels import kernel
