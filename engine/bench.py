@@ -31,6 +31,12 @@ WARMUP = 2
 
 
 # -- models ------------------------------------------------------------------------------
+
+# Idle worker threads spin after a run (OpenBLAS's for ~0.1 s, onnxruntime's intra-op pool):
+# a pause before each timed run lets the previous side's workers park, so that two threaded
+# runtimes in one process do not steal each other's cores.
+SETTLE_S = 0.15
+
 def default_models():
     """The zoo, then the real models found on this machine (the others are skipped quietly)."""
     from . import models, zoo
@@ -230,6 +236,7 @@ def measure(sides, feed, runs, progress=None, label=("", 0)):
     times = {side.name: [] for side in live}
     for r in range(WARMUP + runs):
         for side in list(live):
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             try:
                 side.run()

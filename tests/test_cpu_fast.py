@@ -288,11 +288,18 @@ def test_parallel_chunks_run_every_item_once():
     assert sorted(seen) == [(True, k) for k in range(9)]
 
 
-def test_serial_blas_keeps_blas_on_one_thread():
+def test_serial_blas_only_when_asked(monkeypatch):
     from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]
     with threadpool_limits(2, user_api="blas"):
+        parallel.serial_blas()  # by default BLAS follows the session's `threads`
+        assert all(n == 2 for n in blas_threads())
+        monkeypatch.setattr(parallel, "SERIAL_BLAS", True)  # MIXNN_SERIAL_BLAS=1
         parallel.serial_blas()
-        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["internal_api"] == "openblas")
+        assert all(n == 1 for n in blas_threads())
+
 
 # -- MatMul ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("a_shape, b_shape, bias, act", [

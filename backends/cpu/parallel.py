@@ -4,8 +4,10 @@ OpenBLAS splits every GEMM statically between its threads and waits for all of t
 idle workers spin. On a machine where other processes compete for the cores, a worker that
 has been descheduled stalls each GEMM for a scheduler time slice: measured on this project's
 2-core VM under load, `threads=2` ran PP-OCR's classifier 20x and MobileNetV2 8x slower than
-BLAS on one thread (docs/cpu.md). So the executors keep BLAS on one thread (`serial_blas`) and
-share big stages with one helper thread themselves, in chunks that either thread claims
+BLAS on one thread (docs/cpu.md). On an idle machine the opposite holds (ResNet-18 28 ms with
+BLAS on 2 threads, 41-50 ms on one), so BLAS follows the session's `threads` by default and
+MIXNN_SERIAL_BLAS=1 keeps it on one thread for machines that are shared (`serial_blas`). The
+executors can also share big stages with one helper thread themselves, in chunks that either thread claims
 (`chunks`): a late helper costs nothing, the caller simply does the chunks it did not take.
 numpy releases the GIL inside BLAS and its loops but holds it for the ~1 us of each call, so
 only long stages are shared (MIN_ELEMENTS, MIN_MACS), and only when the session asked for two
@@ -59,9 +61,14 @@ class _Blas:
 _blas = None
 
 
+SERIAL_BLAS = os.environ.get("MIXNN_SERIAL_BLAS") == "1"
+
+
 def serial_blas():
-    """Keep BLAS on one thread (cheap when it already is: one ctypes call)."""
+    """With MIXNN_SERIAL_BLAS=1, keep BLAS on one thread (cheap when it already is)."""
     global _blas
+    if not SERIAL_BLAS:
+        return
     if _blas is None:
         _blas = _Blas()
     _blas.serial()
