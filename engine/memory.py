@@ -65,7 +65,6 @@ class ArenaPool:
         self.buffer = None
         self.capacity = 0
         self.static_bytes = 0
-        self.stats = {"arena_bytes": 0, "naive_bytes": 0, "lower_bound_bytes": 0}
 
     def reserve(self, nbytes: int) -> bool:
         """Make the arena at least nbytes; True if it had to be (re)allocated."""

@@ -13,9 +13,6 @@ from .errors import UnsupportedOpError
 
 log = logging.getLogger("mixnn")
 
-FOLDED, EAGER = "folded", "eager"
-
-
 def assign(graph, infos, backends: dict, config, primary: str, fallback: str) -> dict:
     """{node name: {"op", "backend", "reason"}}; backend None for folded nodes."""
     placement, declined = {}, []

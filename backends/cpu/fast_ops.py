@@ -110,13 +110,10 @@ class SigmoidCPU(UnaryCPU):
 
 
 @CpuBackend.op("SiLU")
-class SiLUCPU(UnaryCPU):
+class SiLUCPU(SigmoidCPU):
     def compute(self, x, y):
-        # x * sigmoid(x) = x * (0.5 + 0.5 * tanh(x / 2)): x stays intact, so y needs no scratch.
-        np.multiply(x, 0.5, out=y)
-        np.tanh(y, out=y)
-        np.multiply(y, 0.5, out=y)
-        np.add(y, 0.5, out=y)
+        # x * sigmoid(x): the sigmoid leaves x intact, so y needs no scratch.
+        super().compute(x, y)
         np.multiply(y, x, out=y)
 
 
