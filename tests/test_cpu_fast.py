@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import backends.cpu
-from backends.cpu import conv, depthwise, gemm, parallel, winograd  # noqa: F401  (registers the executors)
+from backends.cpu import conv, depthwise, gemm, jit, parallel, winograd  # noqa: F401  (registers the executors)
 from engine.ir import Node
 from engine.ops import TensorInfo
 from engine.ops.nn import _conv
@@ -54,6 +54,21 @@ def activation_nodes(act, out="y"):
     return nodes, dict(attrs, activation=act), inits
 
 
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def jit_on(request, monkeypatch):
+    """Both the compiled kernels (numba, a test dependency) and the numpy paths a phone runs."""
+    if request.param and not jit.available():
+        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
+    if not request.param:
+        monkeypatch.setattr(jit, "available", lambda: False)
+    return request.param
+
+
+@pytest.fixture
+def numpy_depthwise(monkeypatch):
+    monkeypatch.setattr(jit, "available", lambda: False)
+
+
 def run_executor(node, arrays, infos, out_shape):
     """Create the CPU executor for `node` as the plan would, run it twice on dirty memory."""
     backend = backends.cpu.CpuBackend()
@@ -85,6 +100,8 @@ def check_conv(x_shape, w_shape, attrs, expect, act=None, bias=True, scale=1e-4,
              TensorInfo(b.shape, b.dtype, b) if bias else None]
     out_shape = _conv(node, infos)[0].shape
     exe, y = run_executor(node, [x, w, b], infos, out_shape)
+    if expect == "DepthwiseConv":  # the compiled or the numpy executor, whichever is on
+        expect = depthwise.DepthwiseConv.__name__
     assert type(exe).__name__ == expect, f"{attrs}: picked {type(exe).__name__}, expected {expect}"
     assert_close(y, ref, scale, what=f"{expect} {x_shape} {w_shape} {attrs} {act}")
     return exe
@@ -132,7 +149,7 @@ def test_im2col_bands(monkeypatch):
     ({"pads": [2, 2, 2, 2]}, 3, 5),
     ({}, 1, 3),
 ])
-def test_depthwise(attrs, mult, k):
+def test_depthwise(attrs, mult, k, jit_on):
     c = 6
     check_conv((2, c, 15, 13), (c * mult, 1, k, k), {**attrs, "group": c}, "DepthwiseConv")
 
@@ -141,13 +158,38 @@ def test_depthwise(attrs, mult, k):
     ((1, 6, 2, 19), {"pads": [2, 2, 2, 2]}),
     ((2, 6, 3, 17), {"pads": [2, 1, 2, 3], "strides": [2, 1]}),
 ])
-def test_depthwise_short_images(x_shape, attrs):
+def test_depthwise_short_images(x_shape, attrs, jit_on):
     """A 5x5 kernel over 2-3 rows: only the output rows are computed (PP-OCR's feature maps)."""
     exe = check_conv(x_shape, (6, 1, 5, 5), {**attrs, "group": 6}, "DepthwiseConv", act="HardSwish")
-    assert exe.out_rows == exe.g.oh < exe.hq
+    if not jit_on:
+        assert exe.out_rows == exe.g.oh < exe.hq
 
 
-def test_depthwise_two_threads(monkeypatch):
+@pytest.mark.parametrize("act", ["Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid"])
+def test_compiled_depthwise_two_threads(monkeypatch, act):
+    """Channel ranges claimed by two threads give the same result, with every fused activation."""
+    if not jit.available():
+        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
+    monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
+    monkeypatch.setattr(depthwise, "threads_of", lambda backend: 2)
+    exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
+                     "CompiledDepthwise", act=act)
+    assert len(exe.ranges) == 2 * depthwise.JIT_PARTS_PER_THREAD
+
+
+def test_compiled_depthwise_propagates_nan():
+    """NaN in, NaN out at the same places, through the clamp of a fused ReLU6."""
+    if not jit.available():
+        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
+    from backends.cpu.jit_depthwise import depthwise as kernel
+    x = np.ones((2, 5, 5), F32)
+    x[1, 2, 2] = np.nan
+    y = np.zeros((2, 5, 5), F32)
+    kernel(x, np.ones((2, 9), F32), np.zeros(2, F32), y, 0, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0, 6.0, 0.0, 0.0)
+    assert np.isnan(y[1, 1:4, 1:4]).all() and not np.isnan(y[0]).any() and np.isnan(y).sum() == 9
+
+
+def test_depthwise_two_threads(monkeypatch, numpy_depthwise):
     """Halves of the channels on two threads, each with its own tap buffer, give the same result."""
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
@@ -167,7 +209,7 @@ def test_parallel_split_reraises():
     assert sorted(seen) == [1, 2]
 
 
-def test_depthwise_channel_blocks(monkeypatch):
+def test_depthwise_channel_blocks(monkeypatch, numpy_depthwise):
     """Tap copies made for a few channels at a time give the same result."""
     monkeypatch.setattr(depthwise, "TAPS_BUDGET", 4096)
     exe = check_conv((1, 10, 12, 12), (10, 1, 3, 3), {"group": 10, "pads": [1, 1, 1, 1]}, "DepthwiseConv")
@@ -216,7 +258,7 @@ def test_winograd_cost_model_prefers_im2col_for_small_images_with_big_weights():
 
 
 @pytest.mark.parametrize("act", sorted(ACTS))
-def test_fused_activations(act):
+def test_fused_activations(act, jit_on):
     check_conv((1, 8, 9, 9), (16, 8, 1, 1), {}, "PointwiseConv", act=act)
     check_conv((1, 8, 9, 9), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}, "DepthwiseConv", act=act)
     check_conv((1, 8, 9, 9), (6, 8, 3, 3), {"strides": [2, 2]}, "Im2colConv", act=act, bias=False)

@@ -21,8 +21,9 @@ each tap copy becomes one contiguous run across channels. The store drops the re
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import jit
 from .conv import ConvCPU
-from .parallel import serial_blas, split, worth_splitting
+from .parallel import chunks, serial_blas, split, threads_of, worth_splitting
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 1 << 20
@@ -33,7 +34,63 @@ ROW_MIN = 256
 ROW_WASTE = 1.5
 
 
-class DepthwiseConv(ConvCPU):
+# With the compiled kernel (jit_depthwise.py), the channels are cut into this many ranges per
+# thread, claimed dynamically so that a descheduled thread's share goes to the other one; and
+# a layer of fewer output floats than JIT_SPLIT_MIN runs on one thread (waking the helper
+# costs ~20 us).
+JIT_PARTS_PER_THREAD = 4
+JIT_SPLIT_MIN = 1 << 15
+
+
+def __getattr__(name):
+    """`DepthwiseConv`, the executor class conv.strategy() hands depthwise layers: the compiled
+    one when numba is there, else the numpy one (decided at first use, not at import)."""
+    if name == "DepthwiseConv":
+        return CompiledDepthwise if jit.available() else NumpyDepthwise
+    raise AttributeError(name)
+
+
+class CompiledDepthwise(ConvCPU):
+    """The loop of jit_depthwise.depthwise over channel ranges shared by the session's threads;
+    the arithmetic activations ride in the kernel, the transcendental ones follow in numpy."""
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        from . import jit_depthwise
+        g = self.g
+        self.kernel = jit_depthwise.depthwise
+        self.w = self.prepared("depthwise-jit", lambda w: np.ascontiguousarray(w.reshape(g.m, g.kh * g.kw), np.float32))
+        self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
+        ep = self.epilogue
+        self.act = jit_depthwise.ACT_CODES.get(ep.act, 0)
+        self.after = ep.act if ep.act and ep.act not in jit_depthwise.ACT_CODES else ""
+        lo, hi = (ep.lo, ep.hi) if ep.act == "Clip" else (0.0, np.inf) if ep.act == "Relu" else (-np.inf, np.inf)
+        self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, self.act, float(lo), float(hi),
+                       ep.alpha, ep.beta)
+        threads = threads_of(backend)
+        parts = threads * JIT_PARTS_PER_THREAD if threads > 1 and self.out_floats >= JIT_SPLIT_MIN else 1
+        cuts = sorted({g.m * k // parts for k in range(parts + 1)})
+        self.ranges = list(zip(cuts, cuts[1:]))
+        self.workers = 2 if parts > 1 else 1
+
+    def tmp_floats(self):
+        return self.out_floats if self.after and self.epilogue.needs_tmp else 0
+
+    def scratch_bytes(self):
+        return 4 * self.tmp_floats()
+
+    def run(self):
+        x, out = self.inputs[0], self.outputs[0]
+        for n in range(self.g.n):
+            chunks(self._range, [(x[n], out[n], a, b) for a, b in self.ranges], self.workers)
+            if self.after:
+                self.epilogue.activate(out[n], self.image_tmp(out[n]))
+
+    def _range(self, worker, x, y, first, last):
+        self.kernel(x, self.w, self.b, y, first, last, *self.params)
+
+
+class NumpyDepthwise(ConvCPU):
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
         g = self.g

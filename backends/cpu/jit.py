@@ -1,0 +1,67 @@
+"""Compiled loops for the CPU backend's hot kernels, through numba when it is installed.
+
+numpy has no primitive for a depthwise convolution, a Winograd tile transform or a fused
+bias + activation pass: built from whole-array numpy calls they cost several passes over memory
+and run at 4-15 GFLOP/s here, against 50-70 for the same loop compiled (docs/cpu.md). numba
+compiles such loops from plain Python at first use and caches the machine code on disk, so the
+second process loads it in milliseconds. It is optional (the `mixnn[fast]` extra): a phone that
+ships only numpy and flatbuffers runs the numpy paths, which stay tested.
+
+The loops live in modules named jit_*.py, written in numba's Python subset and decorated with
+`compile()`; an executor imports its module only when `available()` says the compiled paths
+are on, so numba is never imported by `import engine`. MIXNN_JIT=0 turns them off (the tests
+run both ways).
+"""
+import os
+import threading
+
+# No 'nnan'/'ninf': NaN and infinity must propagate through a convolution as they do in
+# onnxruntime. 'contract' lets LLVM fuse multiply-adds, 'reassoc' vectorize the reductions.
+FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+
+_state = {"numba": None, "why": None}
+_lock = threading.Lock()
+
+
+def _numba():
+    """The numba module, or None (with the reason in _state["why"])."""
+    with _lock:
+        if _state["numba"] is None and _state["why"] is None:
+            if os.environ.get("MIXNN_JIT", "1") == "0":
+                _state["why"] = "MIXNN_JIT=0"
+            else:
+                try:
+                    import numba
+                    _state["numba"] = numba
+                except Exception as e:  # not installed, or an llvmlite that does not load here
+                    _state["why"] = f"numba does not import: {e}"
+        return _state["numba"]
+
+
+def available():
+    return _numba() is not None
+
+
+def why_not():
+    """Why the compiled paths are off ("" when they are on)."""
+    return "" if available() else _state["why"]
+
+
+def set_threads(n):
+    """Use n threads (at most numba's pool size) in the parallel loops that follow."""
+    numba = _numba()
+    if numba is not None:
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def compile(parallel=False, inline=False):
+    """Decorator for a loop in a kernel module (modules named jit_*.py, which import numba at
+    their top and are themselves imported only once available() is True). inline=True: a
+    helper inlined into its callers -- a call between compiled functions costs ~25 ns (its
+    array arguments are reference-counted), too much for a loop over one image row."""
+    numba = _numba()
+
+    def wrap(fn):
+        return numba.njit(fn, parallel=parallel, fastmath=FASTMATH, cache=True, nogil=True,
+                          inline="always" if inline else "never")
+    return wrap

@@ -1,0 +1,135 @@
+"""Compiled depthwise convolution (imported only when backends.cpu.jit.available()).
+
+Output channels are computed one at a time, over a range the caller gives (the executor shares
+ranges between its threads). Each channel's input is first copied into zero-padded phase planes
+P[a, b, r, k] = padded[r*sh + a, k*sw + b], so that every tap of a strided or dilated kernel
+reads one plane at a constant offset: tap (i, j) of output (oy, ox) is
+P[(i*dh) % sh, (j*dw) % sw, oy + (i*dh) // sh, ox + (j*dw) // sw]. Outputs are then computed
+flat over the planes' row pitch -- acc[oy*cols + ox], the columns past OW wasted -- so every
+tap is one long unit-stride multiply-add that LLVM vectorizes into AVX FMAs; per output row the
+loop would be 7-56 long, shorter than one unrolled vector step (measured 3-4x slower). Taps go
+three per pass: LLVM vectorizes a loop only after checking at run time that its store does not
+overlap its loads, and gives up past about eight such checks. The arithmetic activations are
+applied in the pass that stores the rows (ACT_CODES); the transcendental ones are left to the
+caller's numpy epilogue, which has vectorized tanh/exp.
+"""
+import numpy as np
+
+from .jit import compile
+
+# Fused activation codes understood by the kernel (others: 0 here, the caller's epilogue after).
+ACT_CODES = {"": 0, "Relu": 1, "Clip": 1, "LeakyRelu": 2, "HardSigmoid": 3, "HardSwish": 4}
+
+
+@compile(inline=True)
+def _activate(row, act, lo, hi, alpha, beta):
+    n = row.shape[0]
+    if act == 1:  # comparisons, not min/max: NaN stays NaN
+        for k in range(n):
+            v = row[k]
+            v = lo if v < lo else v
+            row[k] = hi if v > hi else v
+    elif act == 2:
+        for k in range(n):
+            v = row[k]
+            row[k] = v if v >= 0 else v * alpha
+    elif act == 3:
+        for k in range(n):
+            v = row[k] * alpha + beta
+            v = 0.0 if v < 0.0 else v
+            row[k] = 1.0 if v > 1.0 else v
+    elif act == 4:
+        for k in range(n):
+            v = row[k]
+            g = v * (1.0 / 6.0) + 0.5
+            g = 0.0 if g < 0.0 else g
+            row[k] = v * (1.0 if g > 1.0 else g)
+
+
+@compile()
+def _planes(src, p, rows, cols, sh, sw, pt, pl):
+    """Fill p (sh*sw*rows*cols) with the phase planes of one channel (module docstring)."""
+    h, w = src.shape
+    p[:] = 0
+    for a in range(sh):
+        for r in range(rows):
+            y = r * sh + a - pt
+            if y < 0 or y >= h:
+                continue
+            line = src[y]
+            for b in range(sw):
+                # plane column k holds padded column k*sw + b, that is image column k*sw + b - pl
+                k0 = max(0, -((b - pl) // sw))
+                k1 = min(cols, (w - 1 - b + pl) // sw + 1)
+                base = ((a * sw + b) * rows + r) * cols
+                first = k0 * sw + b - pl
+                if sw == 1:
+                    _copy(p[base + k0:base + k1], line[first:first + k1 - k0])
+                elif sw == 2:  # a constant stride LLVM vectorizes with shuffles
+                    _copy_even(p[base + k0:base + k1], line[first:first + 2 * (k1 - k0) - 1])
+                else:
+                    for k in range(k1 - k0):
+                        p[base + k0 + k] = line[first + k * sw]
+
+
+@compile(inline=True)
+def _copy_even(dst, src):
+    for k in range(dst.shape[0]):
+        dst[k] = src[2 * k]
+
+
+@compile(inline=True)
+def _copy(dst, src):
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
+
+
+@compile(inline=True)
+def _taps3(acc, a0, a1, a2, w0, w1, w2):
+    for k in range(acc.shape[0]):
+        acc[k] += w0 * a0[k] + w1 * a1[k] + w2 * a2[k]
+
+
+@compile(inline=True)
+def _tap1(acc, a0, w0):
+    for k in range(acc.shape[0]):
+        acc[k] += w0 * a0[k]
+
+
+@compile()
+def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta):
+    """Output channels [first, last) of y (M, OH, OW) = depthwise conv of x (C, H, W) with
+    w (M, kh*kw), bias b (M,). Serial: the caller shares channel ranges between threads."""
+    c = x.shape[0]
+    m, oh, ow = y.shape
+    mult = m // c
+    lo, hi = np.float32(lo), np.float32(hi)  # float64 bounds would widen the rows to float64
+    alpha, beta = np.float32(alpha), np.float32(beta)
+    rows = oh + ((kh - 1) * dh) // sh
+    cols = ow + ((kw - 1) * dw) // sw
+    plane = rows * cols
+    p = np.empty(sh * sw * plane, np.float32)
+    n = oh * cols
+    acc = np.empty(n, np.float32)
+    taps = kh * kw
+    shift = np.empty(taps, np.int64)  # where tap t reads, relative to the output's flat index
+    for i in range(kh):
+        for j in range(kw):
+            shift[i * kw + j] = (((i * dh) % sh) * sw + (j * dw) % sw) * plane \
+                + ((i * dh) // sh) * cols + (j * dw) // sw
+    for ch in range(first, last):
+        _planes(x[ch // mult], p, rows, cols, sh, sw, pt, pl)
+        wc = w[ch]
+        acc[:] = b[ch]
+        t = 0
+        while t + 3 <= taps:
+            _taps3(acc, p[shift[t]:shift[t] + n], p[shift[t + 1]:shift[t + 1] + n],
+                   p[shift[t + 2]:shift[t + 2] + n], wc[t], wc[t + 1], wc[t + 2])
+            t += 3
+        while t < taps:
+            _tap1(acc, p[shift[t]:shift[t] + n], wc[t])
+            t += 1
+        _activate(acc, act, lo, hi, alpha, beta)
+        out = y[ch]
+        for oy in range(oh):
+            _copy(out[oy], acc[oy * cols:oy * cols + ow])
