@@ -17,6 +17,8 @@ import numpy as np
 
 from .jit import compile
 
+# Outputs per block: each block goes through all tap passes while it is in L1 (8 KB).
+BLOCK = 2048
 # Fused activation codes understood by the kernel (others: 0 here, the caller's epilogue after).
 ACT_CODES = {"": 0, "Relu": 1, "Clip": 1, "LeakyRelu": 2, "HardSigmoid": 3, "HardSwish": 4}
 
@@ -57,6 +59,9 @@ def _planes(src, p, rows, cols, sh, sw, pt, pl):
             if y < 0 or y >= h:
                 continue
             line = src[y]
+            if sw == 2:
+                _split_row(p, ((a * 2) * rows + r) * cols, ((a * 2 + 1) * rows + r) * cols, cols, line, pl)
+                continue
             for b in range(sw):
                 # plane column k holds padded column k*sw + b, that is image column k*sw + b - pl
                 k0 = max(0, -((b - pl) // sw))
@@ -65,17 +70,31 @@ def _planes(src, p, rows, cols, sh, sw, pt, pl):
                 first = k0 * sw + b - pl
                 if sw == 1:
                     _copy(p[base + k0:base + k1], line[first:first + k1 - k0])
-                elif sw == 2:  # a constant stride LLVM vectorizes with shuffles
-                    _copy_even(p[base + k0:base + k1], line[first:first + 2 * (k1 - k0) - 1])
                 else:
                     for k in range(k1 - k0):
                         p[base + k0 + k] = line[first + k * sw]
 
 
 @compile(inline=True)
-def _copy_even(dst, src):
-    for k in range(dst.shape[0]):
-        dst[k] = src[2 * k]
+def _split_row(p, even, odd, cols, line, pl):
+    """Image row `line` into the column phases of stride 2 (planes starting at p[even], p[odd]):
+    image column 2m + s is padded column 2m + s + pl, plane (s + pl) % 2, column m + (s + pl) // 2.
+    Both halves in one loop, which LLVM vectorizes with shuffles (one phase alone stays scalar)."""
+    w = line.shape[0]
+    base0 = even if pl % 2 == 0 else odd    # where image column 2m lands
+    base1 = odd if pl % 2 == 0 else even    # and 2m + 1
+    k0, k1 = pl // 2, (pl + 1) // 2
+    pairs = min(w // 2, cols - k0, cols - k1)
+    _deinterleave(p[base0 + k0:base0 + k0 + pairs], p[base1 + k1:base1 + k1 + pairs], line)
+    if w % 2 and w // 2 + k0 < cols and w // 2 == pairs:
+        p[base0 + k0 + pairs] = line[w - 1]
+
+
+@compile(inline=True)
+def _deinterleave(first, second, line):
+    for k in range(first.shape[0]):
+        first[k] = line[2 * k]
+        second[k] = line[2 * k + 1]
 
 
 @compile(inline=True)
@@ -120,16 +139,19 @@ def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, 
     for ch in range(first, last):
         _planes(x[ch // mult], p, rows, cols, sh, sw, pt, pl)
         wc = w[ch]
-        acc[:] = b[ch]
-        t = 0
-        while t + 3 <= taps:
-            _taps3(acc, p[shift[t]:shift[t] + n], p[shift[t + 1]:shift[t + 1] + n],
-                   p[shift[t + 2]:shift[t + 2] + n], wc[t], wc[t + 1], wc[t + 2])
-            t += 3
-        while t < taps:
-            _tap1(acc, p[shift[t]:shift[t] + n], wc[t])
-            t += 1
-        _activate(acc, act, lo, hi, alpha, beta)
+        for k0 in range(0, n, BLOCK):  # every pass over one L1-sized block before the next
+            k1 = min(n, k0 + BLOCK)
+            blk = acc[k0:k1]
+            blk[:] = b[ch]
+            t = 0
+            while t + 3 <= taps:
+                _taps3(blk, p[shift[t] + k0:shift[t] + k1], p[shift[t + 1] + k0:shift[t + 1] + k1],
+                       p[shift[t + 2] + k0:shift[t + 2] + k1], wc[t], wc[t + 1], wc[t + 2])
+                t += 3
+            while t < taps:
+                _tap1(blk, p[shift[t] + k0:shift[t] + k1], wc[t])
+                t += 1
+            _activate(blk, act, lo, hi, alpha, beta)
         out = y[ch]
         for oy in range(oh):
             _copy(out[oy], acc[oy * cols:oy * cols + ow])
