@@ -56,17 +56,13 @@ class CompiledDepthwise(ConvCPU):
 
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
-        from . import jit_depthwise
+        from . import jit_depthwise, jit_epilogue
         g = self.g
         self.kernel = jit_depthwise.depthwise
         self.w = self.prepared("depthwise-jit", lambda w: np.ascontiguousarray(w.reshape(g.m, g.kh * g.kw), np.float32))
         self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
-        ep = self.epilogue
-        self.act = jit_depthwise.ACT_CODES.get(ep.act, 0)
-        self.after = ep.act if ep.act and ep.act not in jit_depthwise.ACT_CODES else ""
-        lo, hi = (ep.lo, ep.hi) if ep.act == "Clip" else (0.0, np.inf) if ep.act == "Relu" else (-np.inf, np.inf)
-        self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, self.act, float(lo), float(hi),
-                       ep.alpha, ep.beta)
+        act, self.after = jit_epilogue.params(self.epilogue)
+        self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl) + act
         threads = threads_of(backend)
         parts = threads * JIT_PARTS_PER_THREAD if threads > 1 and self.out_floats >= JIT_SPLIT_MIN else 1
         cuts = sorted({g.m * k // parts for k in range(parts + 1)})

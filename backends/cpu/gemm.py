@@ -9,12 +9,13 @@ import numpy as np
 
 from engine.backend import Executor
 
-from . import CpuBackend
+from . import CpuBackend, jit
 from .kernels_common import attr_str
 from .parallel import chunks, gemm_workers, serial_blas
 
 ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid", "Tanh")
 _NEEDS_TMP = ("SiLU", "HardSwish", "LeakyRelu")
+_NO_BIAS = np.zeros(0, np.float32)
 # One level of Strassen saves 1/8 of a product's FLOPs for 18 quarter-size additions. With
 # OpenBLAS it measured slower at every size from 256^3 to 4096^3 (docs/cpu.md;
 # `python -m backends.cpu.gemm` re-measures), so it is off: set the smallest M, K, N at which
@@ -48,13 +49,41 @@ class Epilogue:
         self.alpha = float(a.get("act_alpha", 0.01 if self.act == "LeakyRelu" else 0.2))
         self.beta = float(a.get("act_beta", 0.5))
         self.needs_tmp = self.act in _NEEDS_TMP
+        self._jit = None
 
     def __call__(self, y, tmp=None):
+        if self._compiled(y, self.bias, tmp):
+            return
         if self.bias is not None:
             np.add(y, self.bias, out=y)
-        self.activate(y, tmp)
+        self._activate(y, tmp)
 
     def activate(self, y, tmp=None):
+        if not self._compiled(y, None, tmp):
+            self._activate(y, tmp)
+
+    def _compiled(self, y, bias, tmp):
+        """Bias and arithmetic activation in one compiled pass (jit_epilogue), when numba is
+        there and y is a contiguous float32 block with a per-row bias or none: True when done."""
+        if self._jit is None:
+            self._jit = False
+            if jit.available():
+                from . import jit_epilogue
+                self._jit = (jit_epilogue.bias_act,) + jit_epilogue.params(self)
+        if not self._jit or y.dtype != np.float32 or not y.flags.c_contiguous or y.ndim < 1:
+            return False
+        if bias is not None and not (bias.ndim == 2 and bias.shape == (y.shape[0], 1)):
+            return False
+        kernel, params, after = self._jit
+        if bias is not None:
+            kernel(y.reshape(y.shape[0], -1), bias.reshape(-1), *params)
+        elif params[0]:
+            kernel(y.reshape(1, -1), _NO_BIAS, *params)
+        if after:
+            self._activate(y, tmp)
+        return True
+
+    def _activate(self, y, tmp=None):
         act = self.act
         if not act:
             return

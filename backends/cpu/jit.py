@@ -4,7 +4,7 @@ numpy has no primitive for a depthwise convolution, a Winograd tile transform or
 bias + activation pass: built from whole-array numpy calls they cost several passes over memory
 and run at 4-15 GFLOP/s here, against 50-70 for the same loop compiled (docs/cpu.md). numba
 compiles such loops from plain Python at first use and caches the machine code on disk, so the
-second process loads it in milliseconds. It is optional (the `mixnn[fast]` extra): a phone that
+second process loads it in milliseconds. It is optional (the `mixnn[speed]` extra): a phone that
 ships only numpy and flatbuffers runs the numpy paths, which stay tested.
 
 The loops live in modules named jit_*.py, written in numba's Python subset and decorated with

@@ -10,44 +10,16 @@ tap is one long unit-stride multiply-add that LLVM vectorizes into AVX FMAs; per
 loop would be 7-56 long, shorter than one unrolled vector step (measured 3-4x slower). Taps go
 three per pass: LLVM vectorizes a loop only after checking at run time that its store does not
 overlap its loads, and gives up past about eight such checks. The arithmetic activations are
-applied in the pass that stores the rows (ACT_CODES); the transcendental ones are left to the
+applied to each block (jit_epilogue.activate); the transcendental ones are left to the
 caller's numpy epilogue, which has vectorized tanh/exp.
 """
 import numpy as np
 
 from .jit import compile
+from .jit_epilogue import activate
 
 # Outputs per block: each block goes through all tap passes while it is in L1 (8 KB).
 BLOCK = 2048
-# Fused activation codes understood by the kernel (others: 0 here, the caller's epilogue after).
-ACT_CODES = {"": 0, "Relu": 1, "Clip": 1, "LeakyRelu": 2, "HardSigmoid": 3, "HardSwish": 4}
-
-
-@compile(inline=True)
-def _activate(row, act, lo, hi, alpha, beta):
-    n = row.shape[0]
-    if act == 1:  # comparisons, not min/max: NaN stays NaN
-        for k in range(n):
-            v = row[k]
-            v = lo if v < lo else v
-            row[k] = hi if v > hi else v
-    elif act == 2:
-        for k in range(n):
-            v = row[k]
-            row[k] = v if v >= 0 else v * alpha
-    elif act == 3:
-        for k in range(n):
-            v = row[k] * alpha + beta
-            v = 0.0 if v < 0.0 else v
-            row[k] = 1.0 if v > 1.0 else v
-    elif act == 4:
-        for k in range(n):
-            v = row[k]
-            g = v * (1.0 / 6.0) + 0.5
-            g = 0.0 if g < 0.0 else g
-            row[k] = v * (1.0 if g > 1.0 else g)
-
-
 @compile()
 def _planes(src, p, rows, cols, sh, sw, pt, pl):
     """Fill p (sh*sw*rows*cols) with the phase planes of one channel (module docstring)."""
@@ -151,7 +123,7 @@ def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, 
             while t < taps:
                 _tap1(blk, p[shift[t] + k0:shift[t] + k1], wc[t])
                 t += 1
-            _activate(blk, act, lo, hi, alpha, beta)
+            activate(blk, act, lo, hi, alpha, beta)
         out = y[ch]
         for oy in range(oh):
             _copy(out[oy], acc[oy * cols:oy * cols + ow])
