@@ -172,6 +172,7 @@ def test_compiled_depthwise_two_threads(monkeypatch, act):
         pytest.fail(f"numba is a test dependency: {jit.why_not()}")
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
     monkeypatch.setattr(depthwise, "threads_of", lambda backend: 2)
+    monkeypatch.setattr(depthwise, "helper_allowed", lambda backend: True)
     exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
                      "CompiledDepthwise", act=act)
     assert len(exe.ranges) == 2 * depthwise.JIT_PARTS_PER_THREAD
@@ -193,6 +194,7 @@ def test_depthwise_two_threads(monkeypatch, numpy_depthwise):
     """Halves of the channels on two threads, each with its own tap buffer, give the same result."""
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    monkeypatch.setattr(parallel, "SERIAL_BLAS", True)
     exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
                      "DepthwiseConv", act="SiLU")
     assert len(exe.work) == 2
@@ -301,6 +303,7 @@ def two_threads(monkeypatch):
     """Every GEMM shared between the caller and the helper thread (off by default: docs/cpu.md)."""
     monkeypatch.setattr(parallel, "MIN_MACS", 0)
     monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    monkeypatch.setattr(parallel, "SERIAL_BLAS", True)  # the helper only shares work with serial BLAS
 
 
 @pytest.mark.parametrize("w_shape, attrs, expect", [

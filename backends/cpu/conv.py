@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 from engine.backend import Executor
 from engine.ops.nn import conv_geometry, conv_out_dim
 
-from . import CpuBackend
+from . import CpuBackend, jit
 from .gemm import Epilogue, unsupported_activation
 from .parallel import chunks, gemm_workers, serial_blas
 
@@ -174,7 +174,8 @@ class PointwiseConv(ConvCPU):
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
         g = self.g
-        self.ones_row = self.bias is not None and g.c < BIAS_ROW_RATIO * g.m
+        # The compiled epilogue adds the bias in the activation's pass: nothing to save then.
+        self.ones_row = self.bias is not None and g.c < BIAS_ROW_RATIO * g.m and not jit.available()
         if self.ones_row:
             self.w = self.prepared("pointwise+bias", lambda w: np.ascontiguousarray(
                 np.hstack([w.reshape(g.m, g.c), self.bias_column()]), np.float32))

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import jit
 from .conv import ConvCPU
-from .parallel import chunks, serial_blas, split, threads_of, worth_splitting
+from .parallel import chunks, helper_allowed, serial_blas, split, threads_of, worth_splitting
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 1 << 20
@@ -63,8 +63,8 @@ class CompiledDepthwise(ConvCPU):
         self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
         act, self.after = jit_epilogue.params(self.epilogue)
         self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl) + act
-        threads = threads_of(backend)
-        parts = threads * JIT_PARTS_PER_THREAD if threads > 1 and self.out_floats >= JIT_SPLIT_MIN else 1
+        split = helper_allowed(backend) and self.out_floats >= JIT_SPLIT_MIN
+        parts = threads_of(backend) * JIT_PARTS_PER_THREAD if split else 1
         cuts = sorted({g.m * k // parts for k in range(parts + 1)})
         self.ranges = list(zip(cuts, cuts[1:]))
         self.workers = 2 if parts > 1 else 1

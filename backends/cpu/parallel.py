@@ -23,6 +23,7 @@ MIN_ELEMENTS = 1 << 21
 # late, and the halved blocks cost 10-16% more CPU time (docs/cpu.md). Set it (4 << 20 gave
 # 1.7x on a 128x128x3136 GEMM with a free core) where the cores are really free.
 MIN_MACS = None
+SERIAL_BLAS = os.environ.get("MIXNN_SERIAL_BLAS") == "1"
 
 
 def threads_of(backend):
@@ -31,13 +32,21 @@ def threads_of(backend):
     return int(n) if n else (os.cpu_count() or 1)
 
 
+def helper_allowed(backend):
+    """Whether executors may share work with the helper thread. Not while BLAS runs threads of
+    its own: its idle workers spin on the other core for a while after every GEMM, and a helper
+    competing with them turned MobileNetV2's 9 ms into 20-160 ms (docs/cpu.md). So one pool
+    at a time: OpenBLAS's by default, the helper's with MIXNN_SERIAL_BLAS=1."""
+    return threads_of(backend) >= 2 and SERIAL_BLAS
+
+
 def worth_splitting(backend, elements):
-    return threads_of(backend) >= 2 and elements >= MIN_ELEMENTS
+    return helper_allowed(backend) and elements >= MIN_ELEMENTS
 
 
 def gemm_workers(backend, macs):
     """How many threads share a GEMM of `macs` multiply-adds: 1 or 2."""
-    return 2 if MIN_MACS is not None and threads_of(backend) >= 2 and macs >= MIN_MACS else 1
+    return 2 if MIN_MACS is not None and helper_allowed(backend) and macs >= MIN_MACS else 1
 
 
 class _Blas:
@@ -59,9 +68,6 @@ class _Blas:
 
 
 _blas = None
-
-
-SERIAL_BLAS = os.environ.get("MIXNN_SERIAL_BLAS") == "1"
 
 
 def serial_blas():
