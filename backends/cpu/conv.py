@@ -196,14 +196,22 @@ class PointwiseConv(ConvCPU):
         self.tmp2 = None if self.tmp is None else self.tmp[:g.m * hw].reshape(g.m, hw)
         self.workers = gemm_workers(self.backend, g.m * g.c * hw)
         self.cols = column_chunks(hw, GEMM_CHUNKS if self.workers > 1 else 1)
+        x = self.inputs[0].reshape(g.n, g.c, hw)
+        y = self.outputs[0].reshape(g.n, g.m, hw)
+        # The common case -- one chunk, bias in the epilogue -- as bare (x, y) pairs: SE blocks
+        # run dozens of 1x1 convolutions on 1x1 maps, where each Python step shows.
+        self.direct = [(x[i], y[i]) for i in range(g.n)] if len(self.cols) == 1 and not self.ones_row else None
+        self.images = [(x[i], y[i]) for i in range(g.n)]
 
     def run(self):
         serial_blas()
-        g = self.g
-        x = self.inputs[0].reshape(g.n, g.c, g.h * g.w)
-        y = self.outputs[0].reshape(g.n, g.m, g.h * g.w)
-        for i in range(g.n):
-            chunks(self._columns, [(x[i], y[i], s) for s in self.cols], self.workers)
+        if self.direct is not None:
+            for x, y in self.direct:
+                np.matmul(self.w, x, out=y)
+                self.epilogue(y, self.tmp2)
+            return
+        for x, y in self.images:
+            chunks(self._columns, [(x, y, s) for s in self.cols], self.workers)
 
     def _columns(self, worker, src, y, s):
         g = self.g
