@@ -25,6 +25,16 @@ from .parallel import chunks, gemm_workers, serial_blas
 
 # im2col columns above this many bytes are built and multiplied in bands of output rows.
 COLS_BUDGET = 8 << 20
+# The compiled im2col computes wq = OW + (kw - 1)*dw // sw outputs per row and drops the
+# extra ones (jit_im2col.py): each costs Mg multiply-adds in the GEMM (~0.01 ns each) per column
+# float, against ~0.2 ns per column float saved by its long copies, so it is taken where the
+# waste is below PHASED_WASTE multiply-adds per column float (measured: 3.6% waste at Mg = 256
+# lost 3%, at Mg = 64 gained 2-12%). Its bands keep columns and GEMM rows in L2 for the crop,
+# unless that leaves the GEMM fewer than PHASED_MIN_COLUMNS columns (24 x 865 x 162 products
+# for 96 channels at 160x160 ran 25% slower than 24 x 865 x 1134).
+PHASED_WASTE = 4
+PHASED_BAND_BYTES = 1 << 20
+PHASED_MIN_COLUMNS = 1024
 # A GEMM shared by two threads is cut into this many column chunks (claimed dynamically, so a
 # descheduled thread's share is taken by the other), each a multiple of CHUNK_ALIGN columns.
 GEMM_CHUNKS = 2
@@ -229,10 +239,18 @@ def column_chunks(n, parts):
     return [slice(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
+def phased(spare, ow, mg):
+    """Whether the compiled im2col pays for `spare` extra outputs per row of OW (PHASED_WASTE)."""
+    return spare * mg <= PHASED_WASTE * ow
+
+
 class Im2colConv(ConvCPU):
     """Any geometry: columns (G, Cg*kh*kw + 1, rows*OW) gathered from a strided window view of the
     (padded) image in one copy, then one batched GEMM (G, Mg, Cg*kh*kw + 1) @ columns into the
-    output rows. The extra row of ones against a bias column adds the bias inside the GEMM."""
+    output rows. The extra row of ones against a bias column adds the bias inside the GEMM.
+    With numba, where the rows are wide enough (`phased`), jit_im2col builds the columns from
+    stride phases of the image in long copies instead, for wq >= OW outputs per row that the
+    copy into the output crops (jit_im2col's docstring)."""
 
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
@@ -240,13 +258,25 @@ class Im2colConv(ConvCPU):
         self.cg, self.mg = g.c // g.group, g.m // g.group
         self.kd = self.cg * g.kh * g.kw
         self.w = self.prepared("im2col", self._pack)
-        per_row = 4 * g.group * (self.kd + 1) * g.ow
-        self.band = max(1, min(g.oh, COLS_BUDGET // per_row))
+        self.wq = g.ow + (g.kw - 1) * g.dw // g.sw   # a phase plane's width (jit_im2col)
+        self.phased = jit.available() and phased(self.wq - g.ow, g.ow, self.mg)
+        if self.phased:  # columns and GEMM rows of a band in L2 until cropped, but not too thin
+            per_row = 4 * (g.group * (self.kd + 1) + g.m) * self.wq
+            rows = min(max(PHASED_BAND_BYTES // per_row, -(-PHASED_MIN_COLUMNS // self.wq)),
+                       COLS_BUDGET // per_row)
+        else:
+            rows = COLS_BUDGET // (4 * g.group * (self.kd + 1) * g.ow)
+        self.band = max(1, min(g.oh, rows))
         # Two threads take bands in turn, each with its own columns.
         self.workers = gemm_workers(backend, g.m * self.kd * g.oh * g.ow)
         if self.workers > 1:
             self.band = min(self.band, -(-g.oh // GEMM_CHUNKS))
-        self.pad = PaddedInput(g) if g.padded else None
+        self.pad = PaddedInput(g) if g.padded and not self.phased else None
+        if self.phased:
+            from . import jit_epilogue, jit_im2col
+            self.kernels = jit_im2col.planes, jit_im2col.columns, jit_im2col.crop
+            self.act, self.after = jit_epilogue.params(self.epilogue)
+            self.hq = self.band + (g.kh - 1) * g.dh // g.sh  # phase plane rows for a full band
 
     def _pack(self, w):
         g = self.g
@@ -256,7 +286,15 @@ class Im2colConv(ConvCPU):
         return packed
 
     def cols_floats(self):
-        return self.g.group * (self.kd + 1) * self.band * self.g.ow
+        """Per worker: the columns, and on the phased path the phase planes and the GEMM's rows."""
+        g = self.g
+        if not self.phased:
+            return g.group * (self.kd + 1) * self.band * g.ow
+        planes = g.c * g.sh * g.sw * self.hq * self.wq + self.wq  # slack: the last run overreads
+        return planes + (g.group * (self.kd + 1) + g.m) * self.band * self.wq
+
+    def tmp_floats(self):
+        return 0 if self.phased and not self.after else super().tmp_floats()
 
     def scratch_bytes(self):
         return 4 * ((self.pad.floats if self.pad else 0) + self.workers * self.cols_floats() + self.tmp_floats())
@@ -269,26 +307,42 @@ class Im2colConv(ConvCPU):
             self.pad.bind(self.flat)
             start = self.pad.floats
         n = self.cols_floats()
-        self.cols = [self.flat[start + k * n:start + (k + 1) * n].reshape(g.group, self.kd + 1, -1)
-                     for k in range(self.workers)]
+        self.cols = [self.flat[start + k * n:start + (k + 1) * n] for k in range(self.workers)]
         self.bands = [(r0, min(self.band, g.oh - r0)) for r0 in range(0, g.oh, self.band)]
 
     def run(self):
         serial_blas()
         x, y = self.inputs[0], self.outputs[0]
+        band = self._phased_band if self.phased else self._band
         for i in range(self.g.n):
             src = self.pad.fill(x[i]) if self.pad else x[i]
             tmp = self.image_tmp(y[i])
-            chunks(self._band, [(src, y[i], tmp, r0, rows) for r0, rows in self.bands], self.workers)
+            chunks(band, [(src, y[i], tmp, r0, rows) for r0, rows in self.bands], self.workers)
 
     def _band(self, worker, src, y, tmp, r0, rows):
         g = self.g
-        cols = self.cols[worker][:, :, :rows * g.ow]
+        cols = self.cols[worker][:g.group * (self.kd + 1) * rows * g.ow].reshape(g.group, self.kd + 1, -1)
         np.copyto(cols[:, :self.kd].reshape(g.group, self.cg, g.kh, g.kw, rows, g.ow), self._windows(src, r0, rows))
         cols[:, self.kd].fill(1)
         out = y[:, r0:r0 + rows]
         np.matmul(self.w, cols, out=out.reshape(g.group, self.mg, rows * g.ow))
         self.epilogue.activate(out, None if tmp is None else tmp[:, r0:r0 + rows])
+
+    def _phased_band(self, worker, src, y, tmp, r0, rows):
+        g, wq = self.g, self.wq
+        planes, columns, crop = self.kernels
+        buf = self.cols[worker]
+        hq = rows + (g.kh - 1) * g.dh // g.sh
+        n_p = g.c * g.sh * g.sw * hq * wq + wq
+        n_c = g.group * (self.kd + 1) * rows * wq
+        p, cols = buf[:n_p], buf[n_p:n_p + n_c].reshape(g.group, self.kd + 1, rows * wq)
+        out = buf[n_p + n_c:n_p + n_c + g.m * rows * wq].reshape(g.m, rows * wq)
+        planes(src, p, r0, hq, wq, g.sh, g.sw, g.pt, g.pl)
+        columns(p, cols, hq, wq, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)
+        np.matmul(self.w, cols, out=out.reshape(g.group, self.mg, rows * wq))
+        crop(out, y, r0, wq, *self.act)
+        if self.after:
+            self.epilogue.activate(y[:, r0:r0 + rows], None if tmp is None else tmp[:, r0:r0 + rows])
 
     def _windows(self, src, r0, rows):
         """(G, Cg, kh, kw, rows, OW) view: [.., c, i, j, r, q] = src[c, (r0+r)*sh + i*dh, q*sw + j*dw]."""

@@ -12,9 +12,15 @@ so the 9*m*m multiply-adds per output block become (m+2)^2: 2.25x fewer for m=2,
 U = G g G^T is computed once per node. The matrices come from Cook-Toom interpolation at the
 points 0, +-1, +-2, +-1/2 (exact rationals), scaled so that B^T has small integers.
 
+With numba (backends/cpu/jit.py), jit_winograd.py's compiled loops do the gather + input
+transform and the output transform + bias + activation + scatter instead, over stride phases of
+the image (its docstring); U and the GEMM stay the same.
+
 The unit m is chosen per layer by a cost model, as MNN's bestWinogradUnit does: each
-candidate's GEMM FLOPs and copied elements are priced with rates measured on this backend
-(docs/cpu.md), and im2col (m = 1) wins when nothing beats it.
+candidate's GEMM FLOPs, weight bytes and transform passes are priced with rates measured on
+this backend (docs/cpu.md), and im2col (m = 1) wins when nothing beats it. The same model
+picks the numpy or the compiled transforms: the compiled ones win except on small images of
+many channels, where the spare tile column they carry through the GEMM costs more.
 """
 from fractions import Fraction
 from functools import lru_cache
@@ -22,22 +28,35 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv import GEMM_CHUNKS, ConvCPU, PaddedInput
+from . import jit
+from .conv import GEMM_CHUNKS, ConvCPU, PaddedInput, phased
 from .parallel import chunks, gemm_workers, serial_blas
 
 UNITS = (2, 4, 6)
 _POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
-# Cost model rates for numpy + OpenBLAS at 2 threads, fitted to measured layer times
-# (docs/cpu.md): seconds per GEMM FLOP, per byte of weights streamed from memory, per element
-# through a thin transform GEMM (inner dimension m+2: bandwidth-bound), per element moved by a
-# strided gather/scatter, and per numpy call.
-GEMM_S_PER_FLOP = 1 / 150e9
-WEIGHT_S_PER_BYTE = 1 / 8e9
-THIN_S_PER_ELEM = 0.15e-9
-COPY_S_PER_ELEM = 0.55e-9
-CALL_S = 1e-6
+# Cost model rates, fitted to 1-thread layer times (20 shapes x 4 units x both paths,
+# docs/cpu.md): seconds per GEMM FLOP; per byte of (transformed) weights the GEMMs pack, from
+# cache up to WEIGHT_CACHED bytes and from memory beyond; per element through numpy's thin
+# transform GEMMs (inner dimension m+2) and strided copies, and per numpy call; and for the
+# compiled path per float written by a multiply-add pass over a plane (up to four terms per
+# pass) and per float through the phase split or merge.
+GEMM_S_PER_FLOP = 1 / 100e9
+WEIGHT_S_PER_BYTE = 1 / 49e9
+WEIGHT_CACHED = 6e6
+WEIGHT_S_PER_DRAM_BYTE = 1 / 8.5e9
+THIN_S_PER_ELEM = 0.086e-9
+COPY_S_PER_ELEM = 0.367e-9
+CALL_S = 2.4e-6
+PASS_S_PER_ELEM = 0.174e-9
+SCALAR_S_PER_ELEM = 0.305e-9
+# Winograd is taken only when it is estimated this much cheaper than im2col (the model's median
+# error is 5%).
+IM2COL_TIE = 1.03
 # Tile rows are transformed and multiplied in blocks of about this many bytes of tiles.
 BLOCK_BYTES = 2 << 20
+# The compiled path's blocks (V and M together), and the bytes its kernels keep per pass.
+JIT_BLOCK_BYTES = 4 << 20
+PASS_BYTES = 256 << 10
 
 
 @lru_cache(maxsize=None)
@@ -89,55 +108,122 @@ def tiles(g, m):
     return -(-g.oh // m), -(-g.ow // m)
 
 
-def cost(g, m):
-    """Estimated seconds for one image: m = 1 is im2col + GEMM, m > 1 Winograd F(m, 3)."""
+def cost(g, m, compiled=False):
+    """Estimated seconds for one image: m = 1 is im2col + GEMM, m > 1 Winograd F(m, 3); numpy's
+    paths, or the compiled ones (jit_winograd, and jit_im2col where Im2colConv takes it)."""
     c, k = g.c, g.m
+    pixels = c * (g.h + 2) * (g.w + 2)
+    passes = scalar = thin = copies = calls = 0
     if m == 1:
-        p = g.oh * g.ow
-        gemm, weights, thin = 2 * k * 9 * c * p, 4 * k * 9 * c, 0
-        copies, calls = 9 * c * p + c * (g.h + 2) * (g.w + 2), 6
+        wq = g.ow + 2
+        n = g.oh * (wq if compiled and phased(wq - g.ow, g.ow, k) else g.ow)
+        gemm, weights = 2 * k * 9 * c * n, 4 * k * 9 * c
+        if n > g.oh * g.ow:  # phase planes, columns and the crop: long compiled copies
+            passes = pixels + (9 * c + k) * n
+        else:
+            copies, calls = 9 * c * n + pixels, 6
     else:
         a = m + 2
         th, tw = tiles(g, m)
-        t = th * tw
-        gemm, weights = 2 * a * a * k * c * t, 4 * a * a * k * c
-        # B^T on rows then columns of the tiles, then A^T twice: elements read + written.
-        thin = 4 * a * a * c * t + 2 * (a * a + m * a) * k * t + (m * a + m * m) * k * t
-        copies = a * a * c * t + c * (th * m + 2) * (tw * m + 2) + m * m * k * t
-        calls = 10 + m * m
-    return (gemm * GEMM_S_PER_FLOP + weights * WEIGHT_S_PER_BYTE + thin * THIN_S_PER_ELEM
-            + copies * COPY_S_PER_ELEM + calls * CALL_S)
+        if compiled:
+            tp = tw + 1
+            span = (th + 1) * tp
+            nb, na = _passes(m)
+            gemm, weights = 2 * a * a * k * c * th * tp, 4 * a * a * k * c
+            passes = (m + a) * nb * c * span + (a + m) * na * k * span + m * m * c * span
+            scalar = c * g.h * g.w + k * g.oh * g.ow
+        else:
+            t = th * tw
+            gemm, weights = 2 * a * a * k * c * t, 4 * a * a * k * c
+            # B^T on rows then columns of the tiles, then A^T twice: elements read + written.
+            thin = 4 * a * a * c * t + 2 * (a * a + m * a) * k * t + (m * a + m * m) * k * t
+            copies = a * a * c * t + c * (th * m + 2) * (tw * m + 2) + m * m * k * t
+            calls = 10 + m * m
+    return (gemm * GEMM_S_PER_FLOP + min(weights, WEIGHT_CACHED) * WEIGHT_S_PER_BYTE
+            + max(0, weights - WEIGHT_CACHED) * WEIGHT_S_PER_DRAM_BYTE + thin * THIN_S_PER_ELEM
+            + copies * COPY_S_PER_ELEM + calls * CALL_S + passes * PASS_S_PER_ELEM
+            + scalar * SCALAR_S_PER_ELEM)
+
+
+@lru_cache(maxsize=None)
+def _passes(m):
+    """Passes of up to four terms over a plane, summed over B^T's rows and over A^T's rows."""
+    at, bt, _ = transforms(m)
+    return tuple(sum(-(-int(np.count_nonzero(r)) // 4) for r in x) for x in (bt, at))
+
+
+def paths():
+    """compiled=False, and True when numba is there."""
+    return (False, True) if jit.available() else (False,)
 
 
 def best_unit(g):
-    """The Winograd unit m with the lowest estimated cost, or 1 when im2col is cheaper."""
+    """The Winograd unit m with the lowest estimated cost on either path, or 1 when im2col is
+    cheaper -- or within IM2COL_TIE of it: then the untransformed weights, (m+2)^2/9 times
+    fewer bytes, win (512 channels on 7x7: F(2,3) 3.118 ms, im2col 3.117)."""
     if not applies(g):
         return 1
-    return min((1,) + UNITS, key=lambda m: cost(g, m))
+    costs = {(m, p): cost(g, m, p) for m in (1,) + UNITS for p in paths()}
+    (m, _), best = min(costs.items(), key=lambda kv: kv[1])
+    im2col = min(costs[1, p] for p in paths())
+    return m if best * IM2COL_TIE < im2col else 1
+
+
+def compiled_pays(g, m):
+    """Whether the compiled transforms beat numpy's for unit m: they do except where the GEMM's
+    spare column (1/(tw + 1) more work) outweighs them, on small images of many channels."""
+    return jit.available() and cost(g, m, True) <= cost(g, m, False)
 
 
 class WinogradConv(ConvCPU):
+    """F(m x m, 3 x 3) by blocks of tile rows, through numpy's strided copies and thin GEMMs or,
+    when numba is there, the compiled transforms of jit_winograd.py (same U, same GEMM)."""
+
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
         g = self.g
         self.unit = m = best_unit(g)
         self.a = a = m + 2
         self.th, self.tw = tiles(g, m)
-        at, bt, gm = transforms(m)
-        self.bt, self.at = bt.astype(np.float32), at.astype(np.float32)
+        gm = transforms(m)[2]
         self.u = self.prepared(f"winograd{m}", lambda w: self._transform_weights(w, gm))
+        # Two threads take blocks in turn, each with its own transform buffers.
+        self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw)
+        self.compiled = compiled_pays(g, m)
+        (self._plan_compiled if self.compiled else self._plan_numpy)()
+
+    def _block_rows(self, per_row, budget):
+        rows = max(1, min(self.th, budget // per_row))
+        return min(rows, -(-self.th // GEMM_CHUNKS)) if self.workers > 1 else rows
+
+    def _plan_numpy(self):
+        g, a, m = self.g, self.a, self.unit
+        at, bt, _ = transforms(m)
+        self.bt, self.at = bt.astype(np.float32), at.astype(np.float32)
+        self.x3 = 0
         self.pad = PaddedInput(g, self.th * m + 2, self.tw * m + 2)
         self.bias = self.bias_column() if self.bias is not None else None
         # Tile rows per block: the block's transformed tiles stay near the cache.
-        per_row = 4 * a * a * max(g.c, g.m) * self.tw
-        self.rows = max(1, min(self.th, BLOCK_BYTES // per_row))
-        # Two threads take blocks in turn, each with its own transform buffers.
-        self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw)
-        if self.workers > 1:
-            self.rows = min(self.rows, -(-self.th // GEMM_CHUNKS))
+        self.rows = self._block_rows(4 * a * a * max(g.c, g.m) * self.tw, BLOCK_BYTES)
         tb = self.rows * self.tw
         self.x1 = max(a * a * g.c, m * a * g.m) * tb
         self.x2 = a * a * max(g.c, g.m) * tb
+
+    def _plan_compiled(self):
+        from . import jit_epilogue, jit_winograd
+        g, a, m = self.g, self.a, self.unit
+        self.kernels = jit_winograd.input_transform, jit_winograd.output_transform
+        self.tables = jit_winograd.tables(*transforms(m)[:2])
+        self.act, self.after = jit_epilogue.params(self.epilogue)
+        self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
+        tp = self.tw + 1
+        self.rows = self._block_rows(4 * a * a * (g.c + g.m) * tp, JIT_BLOCK_BYTES)
+        span = (self.rows + 1) * tp  # floats per channel in a block's V and M (see jit_winograd)
+        # Channels per pass of the kernels: their phases and half-transformed tiles stay in L2.
+        self.per_c = max(1, min(g.c, PASS_BYTES // (4 * m * (m + a) * span)))
+        self.per_k = max(1, min(g.m, PASS_BYTES // (4 * (a + m) * span)))
+        self.x1, self.x2 = a * a * g.c * span, a * a * g.m * span
+        self.x3 = jit_winograd.scratch_floats(m, self.per_c, self.per_k, span)  # the kernels' own
 
     def _transform_weights(self, w, gm):
         """U (a^2, K, C) = G g G^T for every (K, C) kernel, in float64 then rounded once."""
@@ -145,37 +231,65 @@ class WinogradConv(ConvCPU):
         return np.ascontiguousarray(u.transpose(2, 3, 0, 1).reshape(self.a * self.a, self.g.m, self.g.c),
                                     np.float32)
 
+    def tmp_floats(self):
+        return 0 if self.compiled and not self.after else super().tmp_floats()
+
     def scratch_bytes(self):
+        if self.compiled:
+            return 4 * (self.workers * (self.x1 + self.x2 + self.x3) + self.tmp_floats())
         return 4 * (self.pad.floats + self.workers * (self.x1 + self.x2) + self.tmp_floats())
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
-        self.pad.bind(self.flat)
-        pos = self.pad.floats
-        step = self.x1 + self.x2
-        self.bufs = [(self.flat[pos + k * step:pos + k * step + self.x1],
-                      self.flat[pos + k * step + self.x1:pos + (k + 1) * step]) for k in range(self.workers)]
+        pos = 0
+        if not self.compiled:
+            self.pad.bind(self.flat)
+            pos = self.pad.floats
+        step = self.x1 + self.x2 + self.x3
+        self.bufs = [tuple(self.flat[pos + k * step + lo:pos + k * step + hi] for lo, hi in
+                           ((0, self.x1), (self.x1, self.x1 + self.x2), (self.x1 + self.x2, step)))
+                     for k in range(self.workers)]
         self.blocks = [(r0, min(self.rows, self.th - r0)) for r0 in range(0, self.th, self.rows)]
-        buf = self.pad.buf
-        sc, sh, sw = buf.strides
-        m = self.unit
-        self.tiles_view = as_strided(buf, (self.a, self.a, self.g.c, self.th, self.tw),
-                                     (sh, sw, sc, sh * m, sw * m), writeable=False)
+        if not self.compiled:
+            buf = self.pad.buf
+            sc, sh, sw = buf.strides
+            m = self.unit
+            self.tiles_view = as_strided(buf, (self.a, self.a, self.g.c, self.th, self.tw),
+                                         (sh, sw, sc, sh * m, sw * m), writeable=False)
 
     def run(self):
         serial_blas()
         x, out = self.inputs[0], self.outputs[0]
+        block = self._compiled_block if self.compiled else self._block
         for n in range(self.g.n):
-            self.pad.fill(x[n])
+            if not self.compiled:
+                self.pad.fill(x[n])
             y = out[n]
             tmp = self.image_tmp(y)
-            chunks(self._block, [(y, tmp, r0, rows) for r0, rows in self.blocks], self.workers)
+            chunks(block, [(x[n], y, tmp, r0, rows) for r0, rows in self.blocks], self.workers)
 
-    def _block(self, worker, y, tmp, r0, rows):
+    def _compiled_block(self, worker, x, y, tmp, r0, rows):
+        """Tile rows [r0, r0 + rows): transform (compiled), multiply (BLAS), transform back,
+        activate (compiled, or numpy's epilogue for the transcendental activations)."""
+        g, a, m, tp = self.g, self.a, self.unit, self.tw + 1
+        buf1, buf2, buf3 = self.bufs[worker]
+        span = (rows + 1) * tp
+        v = buf1[:a * a * g.c * span].reshape(a * a, g.c, span)
+        mm = buf2[:a * a * g.m * span].reshape(a * a, g.m, span)
+        to_tiles, from_tiles = self.kernels
+        cols_b, rows_b, rows_a, cols_a = self.tables
+        to_tiles(x, cols_b, rows_b, m, g.pt, g.pl, r0, self.tw, self.per_c, v, buf3)
+        np.matmul(self.u, v[:, :, :rows * tp], out=mm[:, :, :rows * tp])  # the spare rows skipped
+        from_tiles(mm, self.b, rows_a, cols_a, m, r0, self.tw, self.per_k, y, buf3, *self.act)
+        if self.after:
+            rows_out = slice(r0 * m, (r0 + rows) * m)
+            self.epilogue.activate(y[:, rows_out], None if tmp is None else tmp[:, rows_out])
+
+    def _block(self, worker, x, y, tmp, r0, rows):
         """Tile rows [r0, r0 + rows): gather, transform, multiply, transform back, scatter,
         activate."""
         g, a, m = self.g, self.a, self.unit
-        buf1, buf2 = self.bufs[worker]
+        buf1, buf2, _ = self.bufs[worker]
         t = rows * self.tw
         d = buf1[:a * a * g.c * t]
         v1 = buf2[:a * a * g.c * t]
