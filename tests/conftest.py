@@ -27,3 +27,22 @@ def require_backend(name):
 @pytest.fixture(scope="session")
 def tmp_cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("mixnn_cache"))
+
+
+def need_numba():
+    """numba is a test dependency: the compiled CPU kernels must be there to be tested."""
+    from backends.cpu import jit
+    if not jit.available():
+        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def jit_on(request, monkeypatch):
+    """The compiled CPU kernels, then the numpy paths a machine without numba runs
+    (jit.available() patched off)."""
+    from backends.cpu import jit
+    if request.param:
+        need_numba()
+    else:
+        monkeypatch.setattr(jit, "available", lambda: False)
+    return request.param

@@ -14,6 +14,7 @@ from backends.cpu import conv, depthwise, gemm, jit, parallel, winograd  # noqa:
 from engine.ir import Node
 from engine.ops import TensorInfo
 from engine.ops.nn import _conv
+from conftest import need_numba
 from oracle import assert_close, ort_run
 
 F32 = np.float32
@@ -52,16 +53,6 @@ def activation_nodes(act, out="y"):
         nodes.append(helper.make_node(op, ins, [out if k == len(steps) - 1 else "s"], **kw))
     inits = {"lo": np.array(-0.5, F32), "hi": np.array(6.0, F32)} if act == "Clip" else {}
     return nodes, dict(attrs, activation=act), inits
-
-
-@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
-def jit_on(request, monkeypatch):
-    """Both the compiled kernels (numba, a test dependency) and the numpy paths a phone runs."""
-    if request.param and not jit.available():
-        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
-    if not request.param:
-        monkeypatch.setattr(jit, "available", lambda: False)
-    return request.param
 
 
 @pytest.fixture
@@ -168,8 +159,7 @@ def test_depthwise_short_images(x_shape, attrs, jit_on):
 @pytest.mark.parametrize("act", ["Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid"])
 def test_compiled_depthwise_two_threads(monkeypatch, act):
     """Channel ranges claimed by two threads give the same result, with every fused activation."""
-    if not jit.available():
-        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
+    need_numba()
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
     monkeypatch.setattr(depthwise, "threads_of", lambda backend: 2)
     monkeypatch.setattr(depthwise, "helper_allowed", lambda backend: True)
@@ -180,8 +170,7 @@ def test_compiled_depthwise_two_threads(monkeypatch, act):
 
 def test_compiled_depthwise_propagates_nan():
     """NaN in, NaN out at the same places, through the clamp of a fused ReLU6."""
-    if not jit.available():
-        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
+    need_numba()
     from backends.cpu.jit_depthwise import depthwise as kernel
     x = np.ones((2, 5, 5), F32)
     x[1, 2, 2] = np.nan

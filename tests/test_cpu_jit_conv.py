@@ -6,24 +6,10 @@ import numpy as np
 import pytest
 
 from backends.cpu import conv, jit, winograd
+from conftest import need_numba
 from test_cpu_fast import WINOGRAD_SCALE, check_conv
 
 ACTS = [None, "Relu", "Clip", "SiLU", "HardSwish"]
-
-
-@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
-def jit_on(request, monkeypatch):
-    """The compiled kernels, then the numpy paths (jit.available() patched off)."""
-    if request.param:
-        need_numba()
-    else:
-        monkeypatch.setattr(jit, "available", lambda: False)
-    return request.param
-
-
-def need_numba():
-    if not jit.available():
-        pytest.fail(f"numba is a test dependency: {jit.why_not()}")
 
 
 def force_unit(monkeypatch, unit):

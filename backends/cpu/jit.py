@@ -47,13 +47,6 @@ def why_not():
     return "" if available() else _state["why"]
 
 
-def set_threads(n):
-    """Use n threads (at most numba's pool size) in the parallel loops that follow."""
-    numba = _numba()
-    if numba is not None:
-        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-
-
 def compile(parallel=False, inline=False):
     """Decorator for a loop in a kernel module (modules named jit_*.py, which import numba at
     their top and are themselves imported only once available() is True). inline=True: a

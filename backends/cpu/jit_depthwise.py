@@ -21,7 +21,7 @@ from .jit_epilogue import activate
 # Outputs per block: each block goes through all tap passes while it is in L1 (8 KB).
 BLOCK = 2048
 @compile()
-def _planes(src, p, rows, cols, sh, sw, pt, pl):
+def phase_planes(src, p, rows, cols, sh, sw, pt, pl):
     """Fill p (sh*sw*rows*cols) with the phase planes of one channel (module docstring)."""
     h, w = src.shape
     p[:] = 0
@@ -109,7 +109,7 @@ def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, 
             shift[i * kw + j] = (((i * dh) % sh) * sw + (j * dw) % sw) * plane \
                 + ((i * dh) // sh) * cols + (j * dw) // sw
     for ch in range(first, last):
-        _planes(x[ch // mult], p, rows, cols, sh, sw, pt, pl)
+        phase_planes(x[ch // mult], p, rows, cols, sh, sw, pt, pl)
         wc = w[ch]
         for k0 in range(0, n, BLOCK):  # every pass over one L1-sized block before the next
             k1 = min(n, k0 + BLOCK)

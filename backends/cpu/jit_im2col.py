@@ -17,7 +17,7 @@ import numpy as np
 from numba import uint64
 
 from .jit import compile
-from .jit_depthwise import _planes as phase_planes
+from .jit_depthwise import phase_planes
 from .jit_epilogue import activate
 
 
