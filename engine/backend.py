@@ -221,6 +221,15 @@ class Backend:
     def read(self, tensor, host: np.ndarray):
         raise NotImplementedError
 
+    # -- fusion ---------------------------------------------------------------
+    def fuse(self, nodes: list, readers: dict, keep: set, infos: dict) -> list:
+        """A subgraph's nodes (consecutive in the plan, all on this backend), with chains this
+        backend runs as one kernel merged into one node, as onnxruntime's EP-specific fusions
+        do (the graph optimizer's fusions are the ones every backend can take). `readers`
+        counts the nodes reading each value; values in `keep` (graph outputs) must stay. A
+        merged node runs where the chain's last node did. Default: no change."""
+        return nodes
+
     # -- execution ------------------------------------------------------------
     def compile(self, executors: list[Executor]):
         """Turn a subgraph's bound executors into a callable that runs them all and returns

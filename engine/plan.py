@@ -14,6 +14,7 @@ import numpy as np
 
 from . import ops
 from .memory import Block, lower_bound, plan_arena, align_up
+from .optimizer.rewrite import reads
 from .ops import TensorInfo
 
 
@@ -22,13 +23,32 @@ class Plan:
         self.graph, self.infos, self.placement = graph, infos, placement
         self.backends, self.pools, self.statics, self.evaluate = backends, pools, statics, evaluate
         self.order = [n for n in order if placement[n.name]["backend"] is not None]
+        self.eager = {n.name for n in self.order if placement[n.name]["reason"].startswith("eager")}
+        self.order = self._fuse(self.order)
         self.pos = {n.name: k for k, n in enumerate(self.order)}
         self.end = len(self.order)
-        self.eager = {n.name for n in self.order if placement[n.name]["reason"].startswith("eager")}
         self._place_values()
         self._create_executors()
         self._plan_memory()
         self._build_steps()
+
+    def _fuse(self, order):
+        """Each run of nodes on one backend, through the backend's fuse() (Backend.fuse)."""
+        readers: dict = {}
+        for n in order:
+            for v in reads(n):
+                readers[v] = readers.get(v, 0) + 1
+        keep = set(self.graph.outputs)
+        out, start = [], 0
+        for k in range(1, len(order) + 1):
+            if k == len(order) or self._group_key(order[k]) != self._group_key(order[start]):
+                run = order[start:k]
+                if run[0].name not in self.eager:
+                    backend = self.backends[self.placement[run[0].name]["backend"]]
+                    run = backend.fuse(run, readers, keep, self.infos)
+                out += run
+                start = k
+        return out
 
     # -- where each value lives -------------------------------------------------------
     def _place_values(self):

@@ -39,6 +39,10 @@ class CpuBackend(Backend):
             return cls(self, node, ins, outs)
         return KernelExecutor(self, node, ins, outs)
 
+    def fuse(self, nodes, readers, keep, infos):
+        from .fusion import fuse
+        return fuse(self, nodes, readers, keep, infos)
+
     @staticmethod
     def evaluate(node, arrays):
         """Run one node on host arrays; a list of outputs (constant folding, eager nodes)."""

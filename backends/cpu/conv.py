@@ -20,7 +20,7 @@ from engine.backend import Executor
 from engine.ops.nn import conv_geometry, conv_out_dim
 
 from . import CpuBackend, jit
-from .gemm import Epilogue, unsupported_activation
+from .gemm import Epilogue, activation_of, unsupported_activation
 from .parallel import chunks, gemm_workers, serial_blas
 
 # im2col columns above this many bytes are built and multiplied in bands of output rows.
@@ -42,6 +42,9 @@ CHUNK_ALIGN = 16
 # A 1x1 convolution adds its bias inside the GEMM (input copied beside a row of ones) when
 # C < BIAS_ROW_RATIO * M: a contiguous copy costs ~0.1 ns per float, a broadcast add ~0.18.
 BIAS_ROW_RATIO = 1.8
+# Activations the compiled residual pass applies itself (jit_epilogue.ACT_CODES): the numpy
+# pass would need an output-sized scratch for LeakyRelu and HardSwish.
+RESIDUAL_COMPILED = ("", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish")
 
 
 class ConvGeometry(NamedTuple):
@@ -138,6 +141,13 @@ class ConvCPU(Executor):
             return "the weights are not constant"
         if len(ins) > 2 and ins[2] is not None and ins[2].value is None:
             return "the bias is not constant"
+        if len(ins) > 3 and ins[3] is not None:
+            z, y = ins[3], outs[0]
+            if z.dtype != np.float32 or tuple(z.shape) != tuple(y.shape):
+                return "the residual must be float32 and shaped like the output"
+            act = activation_of(node)
+            if Epilogue(node).needs_tmp and not (jit.available() and act in RESIDUAL_COMPILED):
+                return f"no scratch-free residual pass for {act}"
         return unsupported_activation(node)
 
     def __new__(cls, backend, node, ins, outs):
@@ -152,6 +162,28 @@ class ConvCPU(Executor):
         self.bias = ins[2].value if len(ins) > 2 and ins[2] is not None else None
         self.epilogue = Epilogue(node)
         self.out_floats = self.g.m * self.g.oh * self.g.ow  # one image's output
+        if len(ins) > 3 and ins[3] is not None:
+            # A residual (backends/cpu/fusion.py): the strategy computes conv + bias with no
+            # activation, then one pass adds the residual and activates. The strategy's own
+            # run() stays the first step; this instance's run is the two.
+            self.epilogue, self.finish = Epilogue(node, act=""), Epilogue(node)
+            self._compute, self.run = self.run, self._run_residual
+            self._add_act = None
+            if jit.available():
+                from . import jit_epilogue
+                self._add_act = (jit_epilogue.add_act,) + jit_epilogue.params(self.finish)
+
+    def _run_residual(self):
+        self._compute()
+        y, z = self.outputs[0], self.inputs[3]
+        if self._add_act is None:
+            np.add(y, z, out=y)
+            self.finish.activate(y)
+            return
+        kernel, params, after = self._add_act
+        kernel(y.reshape(-1), z.reshape(-1), *params)
+        if after:
+            self.finish.activate(y)
 
     def prepared(self, tag, make):
         return prepared(self.backend, self.node, tag, self.weight, make)

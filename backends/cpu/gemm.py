@@ -37,11 +37,12 @@ def unsupported_activation(node):
 
 
 class Epilogue:
-    """y = act(y + bias), in place. `bias` is already shaped to broadcast against y (or None)."""
+    """y = act(y + bias), in place. `bias` is already shaped to broadcast against y (or None).
+    `act` overrides the node's fused activation ("" for none)."""
 
-    def __init__(self, node, bias=None):
+    def __init__(self, node, bias=None, act=None):
         self.bias = bias
-        self.act = activation_of(node)
+        self.act = activation_of(node) if act is None else act
         a = node.attrs
         lo, hi = a.get("act_min", -np.inf), a.get("act_max", np.inf)
         self.lo = np.float32(-np.inf if lo is None else lo)

@@ -57,6 +57,24 @@ def bias_act(y, bias, act, lo, hi, alpha, beta):
         activate(row, act, lo, hi, alpha, beta)
 
 
+# Residual outputs go through the add and the activation a block at a time, in L1.
+RESIDUAL_BLOCK = 4096
+
+
+@compile()
+def add_act(y, z, act, lo, hi, alpha, beta):
+    """y = act(y + z) in place for flat float32 y, z (a convolution's residual, fusion.py)."""
+    lo, hi = np.float32(lo), np.float32(hi)
+    alpha, beta = np.float32(alpha), np.float32(beta)
+    n = y.shape[0]
+    for k0 in range(0, n, RESIDUAL_BLOCK):
+        k1 = min(n, k0 + RESIDUAL_BLOCK)
+        row, res = y[k0:k1], z[k0:k1]
+        for k in range(k1 - k0):
+            row[k] += res[k]
+        activate(row, act, lo, hi, alpha, beta)
+
+
 def params(epilogue):
     """(act code, lo, hi, alpha, beta) of a gemm.Epilogue, and the activation left to numpy."""
     act = ACT_CODES.get(epilogue.act, 0)

@@ -45,9 +45,15 @@ def _is_float(rw, name):
 
 
 def _attrs(rw, act):
+    return activation_attrs(act, rw.scalar)
+
+
+def activation_attrs(act, scalar):
+    """The attributes that fuse activation node `act`, or None when a Clip bound is computed
+    at run time. scalar(name): a constant scalar's value, else None."""
     if act.op == "Clip":
         bounds = [act.inputs[k] if len(act.inputs) > k else "" for k in (1, 2)]
-        lo, hi = (rw.scalar(b) if b else d for b, d in zip(bounds, (-FLOAT_MAX, FLOAT_MAX)))
+        lo, hi = (scalar(b) if b else d for b, d in zip(bounds, (-FLOAT_MAX, FLOAT_MAX)))
         if lo is None or hi is None:
             return None  # a bound computed at run time
         return {"activation": "Clip", "act_min": max(lo, -FLOAT_MAX), "act_max": min(hi, FLOAT_MAX)}

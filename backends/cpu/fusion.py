@@ -1,0 +1,89 @@
+"""The CPU backend's plan-time fusion: a convolution's residual Add, and the activation after
+it, run in the convolution's epilogue.
+
+    y = Conv(x, W, b);  s = Add(y, z);  out = Relu(s)   ->   out = Conv(x, W, b, z) [Relu]
+
+A Conv with a fourth input computes act(conv(x, W, b) + z), as onnxruntime's FusedConv does:
+the residual costs one pass over the output instead of an Add pass and an activation pass
+(ResNet-18: 8 Adds and 8 Relus, ~1 ms of 26). It is a CPU-only form, so it is made here, for
+the nodes the scheduler placed on the CPU, and not by the graph optimizer, whose graph every
+backend must run (onnxruntime registers its Conv+Add fusion for the CPU provider alone too).
+
+Taken only when nobody else can see the values in between: y is read by the Add alone, s by the
+activation alone (or the Add is the end), neither is a graph output, z has y's shape and
+dtype (no broadcasting) and is computed at run time, and the Conv has no activation of its own
+and runs on one of the fast executors (conv.ConvCPU). The merged node keeps the Conv's name and
+runs at the Add's (or the activation's) place: z may be computed after the Conv.
+"""
+import numpy as np
+
+from engine.ir import Node
+from engine.optimizer.fuse_activation import ACTIVATIONS, activation_attrs
+
+
+def fuse(backend, nodes, readers, keep, infos):
+    """`nodes` with every Conv -> Add [-> activation] chain among them merged (Backend.fuse)."""
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    consumer = {}
+    for n in nodes:
+        for v in n.inputs:
+            if v:
+                consumer.setdefault(v, n)
+    merged, dropped = {}, set()  # id(last node of a chain) -> merged node; ids of nodes gone
+    for add in nodes:
+        chain = _chain(backend, add, producer, consumer, readers, keep, infos)
+        if chain is None or any(id(n) in dropped for n in chain[0]):
+            continue
+        parts, fused = chain
+        merged[id(parts[-1])] = fused
+        dropped.update(id(n) for n in parts)
+    if not merged:
+        return nodes
+    return [merged.get(id(n), n) for n in nodes if id(n) not in dropped or id(n) in merged]
+
+
+def _chain(backend, add, producer, consumer, readers, keep, infos):
+    """([conv, add(, act)], merged node) when `add` ends a residual chain that can be merged."""
+    if add.op != "Add" or len(add.inputs) != 2 or add.domain not in ("", "ai.onnx"):
+        return None
+    s = add.outputs[0]
+    for k in (0, 1):
+        y, z = add.inputs[k], add.inputs[1 - k]
+        conv = producer.get(y)
+        if conv is None or conv.op != "Conv" or conv.attrs.get("activation") or y == z:
+            continue
+        if readers.get(y) != 1 or y in keep or not _same(infos, y, z) or not _same(infos, y, s):
+            continue
+        if infos[z].value is not None:
+            continue  # a constant z is a bias: fold_batchnorm's job
+        act = consumer.get(s)
+        act_attrs = _activation(act, s, readers, keep, infos)
+        inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs)) + [z]
+        ins = [infos[v] if v else None for v in inputs]
+        exe = backend.ops.get("Conv")
+        # With the activation if the executor takes it there, else the Add alone.
+        for parts, attrs in (([conv, add, act], act_attrs), ([conv, add], {})):
+            if attrs is None:
+                continue
+            out = parts[-1].outputs[0]
+            fused = Node("Conv", inputs, [out], conv.name, {**conv.attrs, **attrs}, conv.domain)
+            if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None:
+                return parts, fused
+    return None
+
+
+def _activation(act, s, readers, keep, infos):
+    """The Conv attributes of `act` when it can join the chain after s, else None."""
+    if act is None or act.op not in ACTIVATIONS or act.domain not in ("", "ai.onnx") \
+            or readers.get(s) != 1 or s in keep or act.inputs[0] != s:
+        return None
+
+    def scalar(name):
+        value = infos[name].value
+        return None if value is None or np.size(value) != 1 else float(np.asarray(value).reshape(-1)[0])
+    return activation_attrs(act, scalar)
+
+
+def _same(infos, a, b):
+    ia, ib = infos.get(a), infos.get(b)
+    return ia is not None and ib is not None and tuple(ia.shape) == tuple(ib.shape) and ia.dtype == ib.dtype

@@ -1,0 +1,99 @@
+"""The CPU backend's plan-time residual fusion (backends/cpu/fusion.py) against onnxruntime:
+Conv -> Add(residual) [-> activation] on every convolution strategy, both epilogue paths
+(compiled and numpy), the residual computed before or after the Conv in the plan's order, and
+the chains that must stay apart (a value seen by someone else, a broadcast, a constant)."""
+import zlib
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import engine
+from test_cpu_fast import activation_nodes, onnx_model
+from oracle import assert_close, ort_run
+
+F32 = np.float32
+
+# (x shape, conv W shape, conv attrs): the residual has the conv output's shape.
+STRATEGIES = {
+    "pointwise": ((1, 8, 9, 11), (8, 8, 1, 1), {}),
+    "winograd": ((1, 16, 24, 24), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "im2col": ((2, 6, 13, 9), (10, 6, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    "depthwise": ((1, 12, 10, 10), (12, 1, 3, 3), {"pads": [1, 1, 1, 1], "group": 12}),
+}
+
+
+def residual_model(strategy, act, z_after=True, extra_outputs=(), z_shape=None):
+    """x -> conv "c0" (+ bias) ; z = conv "zc" (1x1/strided like the main one) of x ; c = c0 + z ; y = act(c).
+    z_after puts z's conv after the main one in the node list (ResNet's downsample branch)."""
+    x_shape, w_shape, attrs = STRATEGIES[strategy]
+    rng = np.random.default_rng(zlib.crc32(f"{strategy} {act}".encode()))
+    x = rng.standard_normal(x_shape).astype(F32)
+    w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(F32)
+    b = rng.standard_normal(w_shape[0]).astype(F32)
+    m = w_shape[0]
+    zw = (rng.standard_normal((m, x_shape[1], 1, 1)) / np.sqrt(x_shape[1])).astype(F32)
+    z_attrs = {"strides": attrs["strides"]} if "strides" in attrs else {}
+    main = helper.make_node("Conv", ["x", "w", "b"], ["c0"], **attrs)
+    branch = helper.make_node("Conv", ["x", "zw"], ["z"], **z_attrs)
+    inits = {"w": w, "b": b, "zw": zw}
+    z_name = "z"
+    nodes = [main, branch] if z_after else [branch, main]
+    if z_shape is not None:  # a broadcast residual: z reduced to z_shape
+        nodes.append(helper.make_node("ReduceMean", ["z", "axes"], ["zr"], keepdims=1))
+        inits["axes"] = np.array([a for a, s in enumerate(z_shape) if s == 1], np.int64)
+        z_name = "zr"
+    nodes.append(helper.make_node("Add", ["c0", z_name], ["c"]))
+    act_nodes, _, act_inits = activation_nodes(act)
+    model = onnx_model(nodes + act_nodes, {"x": x}, "y", {**inits, **act_inits})
+    for name in extra_outputs:
+        model.graph.output.append(helper.make_tensor_value_info(name, 1, None))
+    return model, x
+
+
+def run_both(model, x):
+    sess = engine.InferenceSession(model, backend="cpu")
+    got = sess.run(None, {"x": x})
+    ref = ort_run(model, {"x": x})
+    for g, r in zip(got, ref):
+        assert_close(g, r)
+    return [n["op"] for n in sess.profile()["nodes"]]
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("act", [None, "Relu", "Clip", "Sigmoid", "HardSwish", "LeakyRelu"])
+def test_residual_fused(strategy, act, jit_on):
+    model, x = residual_model(strategy, act)
+    ops = run_both(model, x)
+    assert "Add" not in ops, ops  # the Add ran in the Conv's epilogue
+    # The numpy pass would need a scratch for LeakyRelu and HardSwish: they stay apart there.
+    assert len(ops) == (2 if jit_on or act not in ("HardSwish", "LeakyRelu") else 3), ops
+
+
+def test_residual_before_the_conv(jit_on):
+    model, x = residual_model("winograd", "Relu", z_after=False)
+    assert run_both(model, x) == ["Conv", "Conv"]
+
+
+def test_silu_after_a_residual_stays_apart(jit_on):
+    """SiLU's numpy pass needs a scratch of the output's size: the Add joins, the SiLU does not."""
+    model, x = residual_model("pointwise", "SiLU")
+    ops = run_both(model, x)
+    assert "Add" not in ops and len(ops) > 2
+
+
+@pytest.mark.parametrize("seen", [("c0",), ("c0", "z"), ("c",)])
+def test_value_seen_elsewhere_is_not_fused(seen):
+    model, x = residual_model("pointwise", "Relu", extra_outputs=seen)
+    ops = run_both(model, x)
+    if seen == ("c0",):  # the other Conv takes the Add, with c0 as its residual
+        assert ops == ["Conv", "Conv"]
+    elif seen == ("c0", "z"):  # both sums' terms are outputs: nothing to fuse
+        assert "Add" in ops and "Relu" in ops
+    else:  # the Add joins a Conv; the Relu after the visible sum stays a node
+        assert "Add" not in ops and "Relu" in ops
+
+
+def test_broadcast_residual_is_not_fused():
+    model, x = residual_model("pointwise", "Relu", z_shape=(1, 8, 1, 1))
+    assert "Add" in run_both(model, x)
