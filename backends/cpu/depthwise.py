@@ -68,12 +68,20 @@ class CompiledDepthwise(ConvCPU):
         cuts = sorted({g.m * k // parts for k in range(parts + 1)})
         self.ranges = list(zip(cuts, cuts[1:]))
         self.workers = 2 if parts > 1 else 1
+        # The kernel's scratch (phase planes or shifted copies), one per thread.
+        self.work_floats = int(jit_depthwise.work_floats(g.c, g.h, g.w, g.m, g.oh, g.ow, g.kh, g.kw,
+                                                         g.sh, g.sw, g.dh, g.dw, g.pl))
 
     def tmp_floats(self):
         return self.out_floats if self.after and self.epilogue.needs_tmp else 0
 
     def scratch_bytes(self):
-        return 4 * self.tmp_floats()
+        return 4 * (self.workers * self.work_floats + self.tmp_floats())
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        n = self.work_floats
+        self.work = [self.flat[k * n:(k + 1) * n] for k in range(self.workers)]
 
     def run(self):
         x, out = self.inputs[0], self.outputs[0]
@@ -83,7 +91,7 @@ class CompiledDepthwise(ConvCPU):
                 self.epilogue.activate(out[n], self.image_tmp(out[n]))
 
     def _range(self, worker, x, y, first, last):
-        self.kernel(x, self.w, self.b, y, first, last, *self.params)
+        self.kernel(x, self.w, self.b, y, first, last, *self.params, self.work[worker])
 
 
 class NumpyDepthwise(ConvCPU):

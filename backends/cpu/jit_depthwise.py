@@ -1,25 +1,43 @@
 """Compiled depthwise convolution (imported only when backends.cpu.jit.available()).
 
-Output channels are computed one at a time, over a range the caller gives (the executor shares
-ranges between its threads). Each channel's input is first copied into zero-padded phase planes
-P[a, b, r, k] = padded[r*sh + a, k*sw + b], so that every tap of a strided or dilated kernel
-reads one plane at a constant offset: tap (i, j) of output (oy, ox) is
-P[(i*dh) % sh, (j*dw) % sw, oy + (i*dh) // sh, ox + (j*dw) // sw]. Outputs are then computed
-flat over the planes' row pitch -- acc[oy*cols + ox], the columns past OW wasted -- so every
-tap is one long unit-stride multiply-add that LLVM vectorizes into AVX FMAs; per output row the
-loop would be 7-56 long, shorter than one unrolled vector step (measured 3-4x slower). Taps go
+Outputs are computed flat over a row pitch -- out[oy*pitch + ox] -- so that every tap is one
+long unit-stride multiply-add that LLVM vectorizes into AVX FMAs; per output row the loop
+would be 7-56 long, shorter than one unrolled vector step (measured 3-4x slower). Taps go up to
 three per pass: LLVM vectorizes a loop only after checking at run time that its store does not
 overlap its loads, and gives up past about eight such checks. The arithmetic activations are
 applied to each block (jit_epilogue.activate); the transcendental ones are left to the
-caller's numpy epilogue, which has vectorized tanh/exp.
+caller's numpy epilogue, which has vectorized tanh/exp. Channels go over a range the caller
+gives (the executor shares ranges between its threads). Two paths:
+
+same_width (stride 1, OW == W: "same" padding, most layers) computes straight into y over the
+image's own pitch W. Tap (i, j) of output flat k reads image flat k + dy*W + dx
+(dy = i*dh - pt, dx = j*dw - pl) for the output rows whose input row exists (a range of k);
+at the first -dx (last dx) columns of a row that read would wrap into the previous (next) row,
+where it must read padding, so column j reads a copy of the image with the wrapped-into columns
+zeroed (its "version"). A zero, not a correction after the fact: Inf - Inf would leave NaN in
+a neighbour. Small maps take a group of channels per L1 block, so that their versions are one
+copy and their activation one pass. Before, the phase planes' per-row copies in and out were
+most of the time (7-28 floats a row, scalar remainder code).
+
+phased (the rest: strides, or OW != W) copies each channel into zero-padded phase planes
+P[a, b, r, k] = padded[r*sh + a, k*sw + b], so that every tap of a strided or dilated kernel
+reads one plane at a constant offset: tap (i, j) of output (oy, ox) is
+P[(i*dh) % sh, (j*dw) % sw, oy + (i*dh) // sh, ox + (j*dw) // sw]; outputs are computed over
+the planes' pitch, the columns past OW wasted, and copied into y.
 """
 import numpy as np
+from numba import uint64
 
 from .jit import compile
 from .jit_epilogue import activate
 
 # Outputs per block: each block goes through all tap passes while it is in L1 (8 KB).
 BLOCK = 2048
+# Floats per cache line: the phase planes and the accumulator start on one (measured up to
+# 1.4x slower on 8-byte aligned scratch).
+ALIGN = 16
+
+
 @compile()
 def phase_planes(src, p, rows, cols, sh, sw, pt, pl):
     """Fill p (sh*sw*rows*cols) with the phase planes of one channel (module docstring)."""
@@ -87,21 +105,196 @@ def _tap1(acc, a0, w0):
         acc[k] += w0 * a0[k]
 
 
+@compile(inline=True)
+def _mac(acc, oa, n, taps, first, bias, s0, o0, s1, o1, s2, o2, w0, w1, w2):
+    """acc[oa:oa + n] (+)= w0*s0[o0:o0 + n] + ... over `taps` (1-3) sources; the first pass
+    sets bias + taps, which saves a pass filling acc with the bias. Offsets, not views: a
+    view costs a reference count update, several per pass (~0.1 us per 7x7 channel)."""
+    oa, o0, o1, o2 = uint64(oa), uint64(o0), uint64(o1), uint64(o2)
+    if first:
+        if taps == 3:
+            for k in range(uint64(n)):
+                acc[oa + k] = bias + w0 * s0[o0 + k] + w1 * s1[o1 + k] + w2 * s2[o2 + k]
+        elif taps == 2:
+            for k in range(uint64(n)):
+                acc[oa + k] = bias + w0 * s0[o0 + k] + w1 * s1[o1 + k]
+        else:
+            for k in range(uint64(n)):
+                acc[oa + k] = bias + w0 * s0[o0 + k]
+    elif taps == 3:
+        for k in range(uint64(n)):
+            acc[oa + k] += w0 * s0[o0 + k] + w1 * s1[o1 + k] + w2 * s2[o2 + k]
+    elif taps == 2:
+        for k in range(uint64(n)):
+            acc[oa + k] += w0 * s0[o0 + k] + w1 * s1[o1 + k]
+    else:
+        for k in range(uint64(n)):
+            acc[oa + k] += w0 * s0[o0 + k]
+
+
 @compile()
-def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta):
+def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, work=None):
     """Output channels [first, last) of y (M, OH, OW) = depthwise conv of x (C, H, W) with
-    w (M, kh*kw), bias b (M,). Serial: the caller shares channel ranges between threads."""
+    w (M, kh*kw), bias b (M,); x and y C-contiguous. `work`: scratch of
+    work_floats(...) floats, any contents (allocated here when omitted or short). Serial: the caller
+    shares channel ranges between threads."""
+    lo, hi = np.float32(lo), np.float32(hi)  # float64 bounds would widen the rows to float64
+    alpha, beta = np.float32(alpha), np.float32(beta)
+    c, h, wd = x.shape
+    m, oh, ow = y.shape
+    size = work_floats(c, h, wd, m, oh, ow, kh, kw, sh, sw, dh, dw, pl)
+    if work is None or work.shape[0] < size:
+        buf = np.empty(size, np.float32)
+    else:
+        buf = work[:size]
+    if sh == 1 and sw == 1 and ow == wd:
+        same_width(x, w, b, y, first, last, kh, kw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
+    else:
+        phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
+
+
+@compile()
+def work_floats(c, h, wd, m, oh, ow, kh, kw, sh, sw, dh, dw, pl):
+    """Scratch floats that depthwise() needs for this geometry."""
+    if sh == 1 and sw == 1 and ow == wd:
+        group, rows, span, margin = _blocks(c, h, wd, m, oh, kw, dw, pl)
+        return kw * span
+    rows = oh + ((kh - 1) * dh) // sh
+    cols = ow + ((kw - 1) * dw) // sw
+    return sh * sw * rows * cols + oh * cols + 2 * ALIGN
+
+
+@compile()
+def _blocks(c, h, wd, m, oh, kw, dw, pl):
+    """same_width's (channels per group, output rows per block, floats per version, margin).
+    Small maps: the channels of one L1 block share each version fill and activation pass."""
+    margin = 0
+    for j in range(kw):
+        dx = j * dw - pl
+        if abs(dx) < wd:
+            margin = max(margin, abs(dx))
+    n = max(1, oh * wd)
+    group = max(1, BLOCK // n) if m == c else 1
+    rows = oh if group > 1 else max(1, BLOCK // wd)
+    return group, rows, group * h * wd + 2 * margin, margin
+
+
+@compile()
+def same_width(x, w, b, y, first, last, kh, kw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf):
+    """Stride 1 with OW == W (module docstring): flat over the image's own row pitch, into y."""
+    c, h, wd = x.shape
+    m, oh, _ = y.shape
+    mult = m // c
+    hw, n = h * wd, oh * wd
+    if n == 0:
+        return
+    xa = x.reshape(c * hw)
+    ya = y.reshape(m * n)
+    cols = np.empty(kw, np.int64)  # the kernel columns that read inside the image at all
+    n_cols = 0
+    for j in range(kw):
+        if abs(j * dw - pl) < wd:
+            cols[n_cols] = j
+            n_cols += 1
+    group, rows, span, margin = _blocks(c, h, wd, m, oh, kw, dw, pl)
+    for j in range(kw):  # the margins: the reads before the first row and past the last
+        buf[j * span:j * span + margin] = 0
+        buf[(j + 1) * span - margin:(j + 1) * span] = 0
+    for c0 in range(first, last, group):
+        c1 = min(last, c0 + group)
+        for oy0 in range(0, oh, rows):
+            oy1 = min(oh, oy0 + rows)
+            # the input rows this block reads, in the group's flat image
+            ra = max(0, oy0 - pt) if group == 1 else 0
+            rb = min(h, oy1 - pt + (kh - 1) * dh) if group == 1 else (c1 - c0) * h
+            rows_held = group * h  # past them, the trailing margin
+            i_set = _covering_row(kh, dh, pt, oy0, oy1, h) if n_cols else -1
+            for ch in range(c0, c1):
+                if ch == c0 or group == 1:
+                    src = xa[(ch // mult) * hw:]
+                    for t in range(n_cols):
+                        dx = cols[t] * dw - pl
+                        if dx != 0:
+                            _version(buf[cols[t] * span + margin:], src, ra, rb, rows_held, wd, dx)
+                cin = (ch // mult) * hw
+                g = (ch - c0) * hw
+                bias = b[ch]
+                started = i_set < 0
+                if started:  # no pass covers every row: the bias first
+                    for k in range(ch * n + oy0 * wd, ch * n + oy1 * wd):
+                        ya[k] = bias
+                for ii in range(kh):
+                    # kernel row i_set first, then the others in order
+                    i = i_set if ii == 0 else (ii - 1 if ii <= i_set else ii)
+                    i = ii if i_set < 0 else i
+                    dy = i * dh - pt
+                    r0 = max(oy0, -dy) * wd
+                    r1 = min(oy1, h - dy) * wd
+                    if r0 >= r1:
+                        continue
+                    t = 0
+                    while t < n_cols:
+                        taps = min(3, n_cols - t)
+                        j0, j1, j2 = cols[t], cols[t + min(1, taps - 1)], cols[t + taps - 1]
+                        # where column j reads image flat q: x itself for dx == 0, else its version
+                        d0, d1, d2 = j0 * dw - pl, j1 * dw - pl, j2 * dw - pl
+                        q = r0 + dy * wd
+                        o0 = cin + q if d0 == 0 else j0 * span + margin + g + d0 + q
+                        o1 = cin + q if d1 == 0 else j1 * span + margin + g + d1 + q
+                        o2 = cin + q if d2 == 0 else j2 * span + margin + g + d2 + q
+                        _mac(ya, ch * n + r0, r1 - r0, taps, not started, bias,
+                             xa if d0 == 0 else buf, o0, xa if d1 == 0 else buf, o1,
+                             xa if d2 == 0 else buf, o2,
+                             w[ch, i * kw + j0], w[ch, i * kw + j1], w[ch, i * kw + j2])
+                        started = True
+                        t += taps
+            activate(ya[c0 * n + oy0 * wd:(c1 - 1) * n + oy1 * wd], act, lo, hi, alpha, beta)
+
+
+@compile(inline=True)
+def _covering_row(kh, dh, pt, oy0, oy1, h):
+    """A kernel row whose taps read inside the image for all output rows [oy0, oy1): its pass
+    sets acc = bias + taps; -1 if there is none."""
+    for i in range(kh):
+        dy = i * dh - pt
+        if -dy <= oy0 and oy1 <= h - dy:
+            return i
+    return -1
+
+
+@compile(inline=True)
+def _version(v, src, ra, rb, held, wd, dx):
+    """Image rows [ra, rb) of src into v as a flat read at column offset dx wants them: the
+    columns that the read wraps into from the neighbouring row (the last -dx of each row for
+    dx < 0, the first dx for dx > 0) zeroed, and so in rows ra - 1 and rb (of the `held`
+    rows; beyond them lie the zero margins), which the block's first and last rows read."""
+    _copy(v[ra * wd:rb * wd], src[ra * wd:rb * wd])
+    z0 = wd + dx if dx < 0 else 0
+    for r in range(max(0, ra - 1), min(held, rb + 1)):
+        for q in range(r * wd + z0, r * wd + z0 + abs(dx)):
+            v[q] = 0
+
+
+@compile(inline=True)
+def _aligned(buf, k):
+    """The first index >= k of buf at a cache line boundary."""
+    return k + (-(buf.ctypes.data // 4 + k)) % ALIGN
+
+
+@compile()
+def phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf):
+    """The strided and OW != W layers (module docstring), scratch in buf."""
     c = x.shape[0]
     m, oh, ow = y.shape
     mult = m // c
-    lo, hi = np.float32(lo), np.float32(hi)  # float64 bounds would widen the rows to float64
-    alpha, beta = np.float32(alpha), np.float32(beta)
     rows = oh + ((kh - 1) * dh) // sh
     cols = ow + ((kw - 1) * dw) // sw
     plane = rows * cols
-    p = np.empty(sh * sw * plane, np.float32)
+    p0 = _aligned(buf, 0)
+    p = buf[p0:p0 + sh * sw * plane]
     n = oh * cols
-    acc = np.empty(n, np.float32)
+    a0 = _aligned(buf, p0 + sh * sw * plane)
+    acc = buf[a0:a0 + n]
     taps = kh * kw
     shift = np.empty(taps, np.int64)  # where tap t reads, relative to the output's flat index
     for i in range(kh):
