@@ -428,9 +428,11 @@ def test_bench_plot(tmp_path):
 
 
 @pytest.mark.parametrize("w_shape, bias, act", [((6, 4, 2, 2), True, None), ((6, 1, 2, 2), False, "Sigmoid"),
-                                                ((3, 5, 3, 2), True, "Relu")])
-def test_conv_transpose(w_shape, bias, act):
-    """kernel == stride: one GEMM and kh*kw strided copies (DBNet's upsampling heads)."""
+                                                ((3, 5, 3, 2), True, "Relu"), ((4, 3, 2, 3), True, "HardSwish"),
+                                                ((5, 2, 2, 2), True, "SiLU"), ((2, 3, 1, 4), False, "Clip")])
+def test_conv_transpose(w_shape, bias, act, jit_on):
+    """kernel == stride: one GEMM, then kh*kw strided copies or the compiled row pass (DBNet's
+    upsampling heads)."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, w_shape[0], 7, 5)).astype(F32)
     w = rng.standard_normal(w_shape).astype(F32)

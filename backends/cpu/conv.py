@@ -417,6 +417,15 @@ class ConvTransposeCPU(Executor):
         self.weight = prepared(backend, node, "transpose", ins[1].value, lambda w: self._pack(w, bias))
         self.epilogue = Epilogue(node)
         self.out_floats = int(np.prod(outs[0].shape[1:]))
+        # With numba, the GEMM reads x in place and one compiled pass writes each output row
+        # with the bias and the activation (jit_transpose.py), instead of the copy beside a row
+        # of ones, kh*kw strided copies and the activation's passes.
+        self.compiled = jit.available()
+        if self.compiled:
+            from . import jit_epilogue, jit_transpose
+            self.bias_vector = np.ascontiguousarray(self.weight[::self.kh * self.kw, self.c])
+            self.kernel = jit_transpose.scatter
+            self.act, self.after = jit_epilogue.params(self.epilogue)
 
     def _pack(self, w, bias):
         rows = np.ascontiguousarray(w.transpose(1, 2, 3, 0)).reshape(-1, self.c)  # (M*kh*kw, C)
@@ -426,14 +435,15 @@ class ConvTransposeCPU(Executor):
     def scratch_bytes(self):
         hw = self.h * self.w
         tmp = self.out_floats if self.epilogue.needs_tmp else 0
-        return 4 * ((self.c + 1) * hw + self.m * self.kh * self.kw * hw + tmp)
+        return 4 * ((self.c + 1) * hw * (not self.compiled) + self.m * self.kh * self.kw * hw + tmp)
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
         hw = self.h * self.w
         flat = scratch.view(np.float32)
-        self.xa = flat[:(self.c + 1) * hw].reshape(self.c + 1, hw)
-        cols = flat[(self.c + 1) * hw:(self.c + 1 + self.m * self.kh * self.kw) * hw]
+        start = 0 if self.compiled else (self.c + 1) * hw
+        self.xa = flat[:start].reshape(-1, hw)
+        cols = flat[start:start + self.m * self.kh * self.kw * hw]
         self.cols = cols.reshape(self.m * self.kh * self.kw, hw)
         taps = self.cols.reshape(self.m, self.kh, self.kw, self.h, self.w)
         self.tmp = flat[-self.out_floats:] if self.epilogue.needs_tmp else None
@@ -443,6 +453,13 @@ class ConvTransposeCPU(Executor):
         serial_blas()
         x, out = self.inputs[0], self.outputs[0]
         for n in range(self.n):
+            if self.compiled:
+                tmp = None if self.tmp is None else self.tmp.reshape(out[n].shape)
+                np.matmul(self.weight[:, :self.c], x[n].reshape(self.c, -1), out=self.cols)
+                self.kernel(self.cols, out[n], self.bias_vector, self.kh, self.kw, *self.act)
+                if self.after:
+                    self.epilogue.activate(out[n], tmp)
+                continue
             np.copyto(self.xa[:self.c], x[n].reshape(self.c, -1))
             self.xa[self.c].fill(1)
             np.matmul(self.weight, self.xa, out=self.cols)

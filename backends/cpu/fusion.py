@@ -1,5 +1,5 @@
 """The CPU backend's plan-time fusion: a convolution's residual Add, and the activation after
-it, run in the convolution's epilogue.
+it, run in the convolution's epilogue; and a ConvTranspose's activation in its own.
 
     y = Conv(x, W, b);  s = Add(y, z);  out = Relu(s)   ->   out = Conv(x, W, b, z) [Relu]
 
@@ -22,7 +22,8 @@ from engine.optimizer.fuse_activation import ACTIVATIONS, activation_attrs
 
 
 def fuse(backend, nodes, readers, keep, infos):
-    """`nodes` with every Conv -> Add [-> activation] chain among them merged (Backend.fuse)."""
+    """`nodes` with every Conv -> Add [-> activation] and ConvTranspose -> activation chain
+    among them merged (Backend.fuse)."""
     producer = {o: n for n in nodes for o in n.outputs if o}
     consumer = {}
     for n in nodes:
@@ -30,8 +31,11 @@ def fuse(backend, nodes, readers, keep, infos):
             if v:
                 consumer.setdefault(v, n)
     merged, dropped = {}, set()  # id(last node of a chain) -> merged node; ids of nodes gone
-    for add in nodes:
-        chain = _chain(backend, add, producer, consumer, readers, keep, infos)
+    for node in nodes:
+        if node.op == "ConvTranspose":
+            chain = _transpose_chain(backend, node, consumer, readers, keep, infos)
+        else:
+            chain = _chain(backend, node, producer, consumer, readers, keep, infos)
         if chain is None or any(id(n) in dropped for n in chain[0]):
             continue
         parts, fused = chain
@@ -70,6 +74,25 @@ def _chain(backend, add, producer, consumer, readers, keep, infos):
             if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None:
                 return parts, fused
     return None
+
+
+def _transpose_chain(backend, node, consumer, readers, keep, infos):
+    """([convtranspose, act], merged node): the activation after a ConvTranspose in its
+    epilogue (the graph optimizer fuses activations into Conv and MatMul only, the forms
+    every backend takes; DBNet's head runs ConvTranspose -> Relu on 320x320 maps)."""
+    y = node.outputs[0]
+    if node.attrs.get("activation") or len(node.outputs) != 1:
+        return None
+    act = consumer.get(y)
+    attrs = _activation(act, y, readers, keep, infos)
+    if attrs is None:
+        return None
+    ins = [infos[v] if v else None for v in node.inputs]
+    fused = Node(node.op, list(node.inputs), list(act.outputs), node.name, {**node.attrs, **attrs}, node.domain)
+    exe = backend.ops.get(node.op)
+    if exe is None or exe.supports(backend, fused, ins, [infos[act.outputs[0]]]) is not None:
+        return None
+    return [node, act], fused
 
 
 def _activation(act, s, readers, keep, infos):

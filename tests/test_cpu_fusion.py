@@ -1,7 +1,8 @@
-"""The CPU backend's plan-time residual fusion (backends/cpu/fusion.py) against onnxruntime:
+"""The CPU backend's plan-time fusion (backends/cpu/fusion.py) against onnxruntime: residuals:
 Conv -> Add(residual) [-> activation] on every convolution strategy, both epilogue paths
 (compiled and numpy), the residual computed before or after the Conv in the plan's order, and
-the chains that must stay apart (a value seen by someone else, a broadcast, a constant)."""
+the chains that must stay apart (a value seen by someone else, a broadcast); and the
+activation after a ConvTranspose."""
 import zlib
 
 import numpy as np
@@ -97,3 +98,18 @@ def test_value_seen_elsewhere_is_not_fused(seen):
 def test_broadcast_residual_is_not_fused():
     model, x = residual_model("pointwise", "Relu", z_shape=(1, 8, 1, 1))
     assert "Add" in run_both(model, x)
+
+
+@pytest.mark.parametrize("act", [None, "Relu", "Sigmoid", "Clip", "SiLU"])
+def test_convtranspose_activation_fused(act, jit_on):
+    """DBNet's upsampling head: ConvTranspose (kernel == stride) -> activation, one node on CPU."""
+    rng = np.random.default_rng(zlib.crc32(f"ct {act}".encode()))
+    x = rng.standard_normal((1, 6, 9, 7)).astype(F32)
+    w = rng.standard_normal((6, 5, 2, 2)).astype(F32)
+    b = rng.standard_normal(5).astype(F32)
+    ct = helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], strides=[2, 2])
+    act_nodes, _, act_inits = activation_nodes(act)
+    model = onnx_model([ct] + act_nodes, {"x": x}, "y", {"w": w, "b": b, **act_inits})
+    ops = run_both(model, x)
+    # SiLU's numpy pass needs a scratch the ConvTranspose executor has: it joins too.
+    assert ops == ["ConvTranspose"], ops
