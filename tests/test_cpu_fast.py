@@ -605,7 +605,7 @@ def test_fast_ops_do_not_allocate(op, arrays, attrs):
     ({}, [1, 1, 2, 2], None),  # half_pixel + round_prefer_floor at x2 picks i // 2 as well
     ({"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, None, [2, 3, 15, 14]),
 ])
-def test_fast_resize_nearest_repeat(attrs, scales, sizes):
+def test_fast_resize_nearest_repeat(attrs, scales, sizes, jit_on):
     x = rnd(2, 3, 5, 7)
     extra = [np.zeros(0, F32), None if scales is None else np.array(scales, F32)]
     if sizes is not None:

@@ -304,6 +304,11 @@ class NearestRepeatCPU(OutExecutor):
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
         self.fh, self.fw = self._factors(node, ins, outs)
+        # With numba, float32: one compiled pass writing each output row once (jit_resize.py).
+        self.kernel = None
+        if jit.available() and np.dtype(ins[0].dtype) == np.float32:
+            from .jit_resize import repeat
+            self.kernel = repeat
 
     def bind(self, inputs, outputs, scratch=None):
         super().bind(inputs, outputs, scratch)
@@ -311,9 +316,13 @@ class NearestRepeatCPU(OutExecutor):
         y = outputs[0].reshape(n, c, h, self.fh, w, self.fw)
         self.cols = [y[:, :, :, 0, :, j] for j in range(self.fw)]
         self.rows = [(y[:, :, :, i], y[:, :, :, 0]) for i in range(1, self.fh)]
+        self.flat = (inputs[0].reshape(n * c * h, w), outputs[0].reshape(n * c * h, self.fh, w * self.fw))
 
     def run(self):
         x = self.inputs[0]
+        if self.kernel is not None:
+            self.kernel(*self.flat, self.fh, self.fw)
+            return
         for dst in self.cols:
             np.copyto(dst, x)
         for dst, src in self.rows:
