@@ -255,6 +255,29 @@ def test_fused_activations(act, jit_on):
     check_conv((1, 8, 9, 9), (6, 8, 3, 3), {"strides": [2, 2]}, "Im2colConv", act=act, bias=False)
 
 
+@pytest.mark.parametrize("act", ["Sigmoid", "SiLU", "Tanh"])
+def test_compiled_transcendental_activations(act):
+    """jit_epilogue's rational tanh against numpy's float64 functions, over every magnitude
+    float32 reaches (the clamp at +-9, subnormals, +-inf, NaN): abs error <= 1e-6, and for the
+    SiLU <= 1e-6 relative to |x| (it scales the sigmoid's error)."""
+    need_numba()
+    from backends.cpu import jit_epilogue
+    mags = np.concatenate([np.geomspace(1e-38, 3e38, 4000), np.linspace(0, 20, 40001)])
+    x = np.concatenate([mags, -mags, [np.inf, -np.inf, np.nan, 1e-45]]).astype(F32)
+    y = x.copy()
+    act_code = jit_epilogue.ACT_CODES[act]
+    jit_epilogue.bias_act(y.reshape(1, -1), np.zeros(0, F32), act_code, -np.inf, np.inf, 0.0, 0.0)
+    x64 = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        ref = {"Tanh": np.tanh(x64), "Sigmoid": 1 / (1 + np.exp(-x64)), "SiLU": x64 / (1 + np.exp(-x64))}[act]
+    assert np.array_equal(np.isnan(y), np.isnan(ref)), act
+    ok = ~np.isnan(ref)
+    err = np.abs(y[ok] - ref[ok])
+    bound = 1e-6 * (np.maximum(1, np.abs(x64[ok])) if act == "SiLU" else 1)
+    assert np.all(err <= bound) or np.all(np.isinf(ref[ok][err > bound]) & (y[ok][err > bound] == ref[ok][err > bound])), \
+        f"{act}: max error {np.max(err[np.isfinite(err)]):.3g}"
+
+
 def test_declines_what_it_cannot_prepare():
     backend = backends.cpu.CpuBackend()
     x = TensorInfo((1, 4, 8, 8), np.dtype(F32))

@@ -43,8 +43,8 @@ CHUNK_ALIGN = 16
 # C < BIAS_ROW_RATIO * M: a contiguous copy costs ~0.1 ns per float, a broadcast add ~0.18.
 BIAS_ROW_RATIO = 1.8
 # Activations the compiled residual pass applies itself (jit_epilogue.ACT_CODES): the numpy
-# pass would need an output-sized scratch for LeakyRelu and HardSwish.
-RESIDUAL_COMPILED = ("", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish")
+# pass would need an output-sized scratch for LeakyRelu, HardSwish and SiLU.
+RESIDUAL_COMPILED = ("", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "SiLU", "Tanh")
 
 
 class ConvGeometry(NamedTuple):

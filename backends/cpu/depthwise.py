@@ -52,7 +52,7 @@ def __getattr__(name):
 
 class CompiledDepthwise(ConvCPU):
     """The loop of jit_depthwise.depthwise over channel ranges shared by the session's threads;
-    the arithmetic activations ride in the kernel, the transcendental ones follow in numpy."""
+    the activation rides in the kernel (jit_epilogue.activate)."""
 
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)

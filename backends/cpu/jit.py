@@ -35,7 +35,40 @@ def _numba():
                     _state["numba"] = numba
                 except Exception as e:  # not installed, or an llvmlite that does not load here
                     _state["why"] = f"numba does not import: {e}"
+                else:
+                    _drop_stale_cache()
         return _state["numba"]
+
+
+def _drop_stale_cache():
+    """numba checks a cached function against its own file only, but kernels inline helpers
+    from other jit_*.py files (jit_epilogue.activate): after an edit to one file, the others'
+    cached machine code would still hold the old helper -- silently wrong results. So the
+    cache next to the sources is keyed by all of them: when their hash changes, it is emptied.
+    (An install writes every file at once; this matters where sources are edited.)"""
+    import glob
+    import hashlib
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(here, "jit*.py"))):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    cache = os.path.join(here, "__pycache__")
+    stamp = os.path.join(cache, "mixnn-jit-sources.sha256")
+    try:
+        with open(stamp) as f:
+            if f.read() == digest.hexdigest():
+                return
+    except OSError:
+        pass
+    try:
+        for path in glob.glob(os.path.join(cache, "jit*.nb[ic]")):
+            os.remove(path)
+        os.makedirs(cache, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(digest.hexdigest())
+    except OSError:  # a read-only install: numba keeps its cache elsewhere, written at install
+        pass
 
 
 def available():
@@ -55,6 +88,9 @@ def compile(parallel=False, inline=False):
     numba = _numba()
 
     def wrap(fn):
+        # error_model="numpy": a float division is then a plain division; numba's default
+        # checks each divisor for zero to raise ZeroDivisionError, a branch that kept the
+        # rational tanh (jit_epilogue) scalar at 1.9 ns per float (0.13 vectorized).
         return numba.njit(fn, parallel=parallel, fastmath=FASTMATH, cache=True, nogil=True,
-                          inline="always" if inline else "never")
+                          inline="always" if inline else "never", error_model="numpy")
     return wrap

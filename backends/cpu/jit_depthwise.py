@@ -4,9 +4,8 @@ Outputs are computed flat over a row pitch -- out[oy*pitch + ox] -- so that ever
 long unit-stride multiply-add that LLVM vectorizes into AVX FMAs; per output row the loop
 would be 7-56 long, shorter than one unrolled vector step (measured 3-4x slower). Taps go up to
 three per pass: LLVM vectorizes a loop only after checking at run time that its store does not
-overlap its loads, and gives up past about eight such checks. The arithmetic activations are
-applied to each block (jit_epilogue.activate); the transcendental ones are left to the
-caller's numpy epilogue, which has vectorized tanh/exp. Channels go over a range the caller
+overlap its loads, and gives up past about eight such checks. The activation is applied to
+each block (jit_epilogue.activate). Channels go over a range the caller
 gives (the executor shares ranges between its threads). Two paths:
 
 same_width (stride 1, OW == W: "same" padding, most layers) computes straight into y over the

@@ -2,17 +2,42 @@
 
 numpy needs one pass per operation: HardSwish after a per-channel bias is five passes over the
 output (the broadcast add at twice the cost of a plain one), a sizeable share of PP-OCR's 1x1
-convolutions (docs/cpu.md). The arithmetic activations here cost one pass, bias included. The
-transcendental ones (Sigmoid, SiLU, Tanh) stay with numpy, whose tanh/exp are vectorized:
-numba's scalar exp measured 4x slower than numpy's four-pass SiLU.
+convolutions (docs/cpu.md); SiLU is four passes and a scratch the size of the output. Here
+every activation costs one pass, bias included. numba's scalar exp does not vectorize (4x
+slower than numpy's four-pass SiLU), so Sigmoid, SiLU and Tanh go through `tanh`, a rational
+function of float32 arithmetic that LLVM vectorizes like the rest.
 """
 import numpy as np
 
 from .jit import compile
 
 # Activation codes of `activate` (an activation not listed: 0 here, numpy's epilogue after).
-ACT_CODES = {"": 0, "Relu": 1, "Clip": 1, "LeakyRelu": 2, "HardSigmoid": 3, "HardSwish": 4}
+ACT_CODES = {"": 0, "Relu": 1, "Clip": 1, "LeakyRelu": 2, "HardSigmoid": 3, "HardSwish": 4,
+             "Sigmoid": 5, "SiLU": 6, "Tanh": 7}
 ZERO, ONE, SIXTH, HALF = np.float32(0), np.float32(1), np.float32(1 / 6), np.float32(0.5)
+# tanh(x) = x P(x^2) / Q(x^2) for |x| <= TANH_CLAMP, +-1 beyond (tanh(9) = 1 - 3e-8). P and Q
+# (degree 4 in x^2, Q(0) = 1) were fitted here by iteratively reweighted linear least squares
+# on [0, 9] (`python -m backends.cpu.jit_epilogue` re-fits and prints them with the error);
+# in float32 the max abs error over [-12, 12] is 3.9e-7, against onnxruntime's 1e-4 tolerance.
+TANH_CLAMP = np.float32(9.0)
+P0, P1, P2, P3, P4 = (np.float32(v) for v in (0.9999999428101883, 0.13388158292048724, 0.0035042090283125098,
+                                               2.0756484518035274e-05, 1.3568730893282274e-08))
+Q1, Q2, Q3, Q4 = (np.float32(v) for v in (0.4672146662310593, 0.025909399844278737, 0.0003299976930552477,
+                                           7.862123471605037e-07))
+
+
+@compile(inline=True)
+def tanh(x):
+    """float32 tanh in arithmetic only (vectorizable); NaN stays NaN (comparisons, not min/max)."""
+    v = TANH_CLAMP if x > TANH_CLAMP else x
+    v = -TANH_CLAMP if v < -TANH_CLAMP else v
+    t = v * v
+    p = (((P4 * t + P3) * t + P2) * t + P1) * t + P0
+    q = (((Q4 * t + Q3) * t + Q2) * t + Q1) * t + ONE
+    r = v * p / q
+    # |r| may pass 1 by the fit's error: bounded, sigmoid(-inf) is exactly 0 and SiLU(-3e38) -0.
+    r = ONE if r > ONE else r
+    return -ONE if r < -ONE else r
 
 
 @compile(inline=True)
@@ -40,6 +65,16 @@ def activate(row, act, lo, hi, alpha, beta):
             g = v * SIXTH + HALF
             g = ZERO if g < ZERO else g
             row[k] = v * (ONE if g > ONE else g)
+    elif act == 5:  # sigmoid(v) = (1 + tanh(v / 2)) / 2: no exp, no overflow
+        for k in range(n):
+            row[k] = HALF + HALF * tanh(HALF * row[k])
+    elif act == 6:
+        for k in range(n):
+            v = row[k]
+            row[k] = v * (HALF + HALF * tanh(HALF * v))
+    elif act == 7:
+        for k in range(n):
+            row[k] = tanh(row[k])
 
 
 @compile()
@@ -86,3 +121,25 @@ def params(epilogue):
     else:
         lo, hi = -np.inf, np.inf
     return (act, float(lo), float(hi), float(epilogue.alpha), float(epilogue.beta)), after
+
+
+def _fit_tanh(degree=4, clamp=9.0, rounds=30):
+    """(P, Q) of the rational tanh above: x P(x^2) - tanh(x) Q(x^2) minimized in least squares,
+    reweighted by 1/|Q| each round (Sanathanan-Koerner) so that the error of P/Q is minimized."""
+    x = np.concatenate([np.linspace(0, clamp, 20000)[1:], clamp * (1 - np.cos(np.linspace(0, np.pi / 2, 20000)))[1:]])
+    t, f, w = x * x, np.tanh(x), np.ones_like(x)
+    for _ in range(rounds):
+        a = np.hstack([np.stack([x * t ** k for k in range(degree + 1)], 1),
+                       np.stack([-f * t ** k for k in range(1, degree + 1)], 1)])
+        sol = np.linalg.lstsq(a * w[:, None], f * w, rcond=None)[0]
+        p, q = sol[:degree + 1], np.concatenate([[1.0], sol[degree + 1:]])
+        w = 1 / np.abs(np.polyval(q[::-1], t))
+    return p, q
+
+
+if __name__ == "__main__":
+    p, q = _fit_tanh()
+    xs = np.linspace(-12, 12, 2000001).astype(np.float32)
+    got = np.array([tanh.py_func(v) for v in xs[::1000]], np.float64)
+    print("P", list(p), "\nQ", list(q))
+    print("max abs error of the compiled constants, every 1000th point:", np.max(np.abs(got - np.tanh(xs[::1000].astype(np.float64)))))

@@ -270,7 +270,7 @@ class WinogradConv(ConvCPU):
 
     def _compiled_block(self, worker, x, y, tmp, r0, rows):
         """Tile rows [r0, r0 + rows): transform (compiled), multiply (BLAS), transform back,
-        activate (compiled, or numpy's epilogue for the transcendental activations)."""
+        activate (compiled, or numpy's epilogue for an activation jit_epilogue lacks)."""
         g, a, m, tp = self.g, self.a, self.unit, self.tw + 1
         buf1, buf2, buf3 = self.bufs[worker]
         span = (rows + 1) * tp
