@@ -114,3 +114,24 @@ def test_convtranspose_activation_fused(act, jit_on):
     ops = run_both(model, x)
     # SiLU's numpy pass needs a scratch the ConvTranspose executor has: it joins too.
     assert ops == ["ConvTranspose"], ops
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("form", ["mul-add", "const-first", "mul-only", "vector-mul"])
+def test_affine_after_activation(strategy, form, jit_on):
+    """PP-LCNet's learnable affine: Conv -> HardSwish -> Mul(s) -> Add(b), s and b scalars."""
+    x_shape, w_shape, attrs = STRATEGIES[strategy]
+    rng = np.random.default_rng(zlib.crc32(f"affine {strategy} {form}".encode()))
+    x = rng.standard_normal(x_shape).astype(F32)
+    w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(F32)
+    inits = {"w": w, "b": rng.standard_normal(w_shape[0]).astype(F32),
+             "s": np.array([1.7] if form != "vector-mul" else rng.standard_normal((w_shape[0], 1, 1)), F32),
+             "t": np.array([-0.3], F32)}
+    mul_in = ["s", "h"] if form == "const-first" else ["h", "s"]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+             helper.make_node("HardSwish", ["c"], ["h"]),
+             helper.make_node("Mul", mul_in, ["m" if form != "mul-only" else "y"])]
+    if form != "mul-only":
+        nodes.append(helper.make_node("Add", ["t", "m"] if form == "const-first" else ["m", "t"], ["y"]))
+    ops = run_both(onnx_model(nodes, {"x": x}, "y", inits), x)
+    assert ops == (["Conv", "Mul", "Add"] if form == "vector-mul" else ["Conv"]), ops

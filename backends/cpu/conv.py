@@ -172,6 +172,24 @@ class ConvCPU(Executor):
             if jit.available():
                 from . import jit_epilogue
                 self._add_act = (jit_epilogue.add_act,) + jit_epilogue.params(self.finish)
+        elif node.attrs.get("post_scale") is not None:
+            # y * s + b after the activation (fusion.py's affine chains): one pass after the
+            # strategy's, instead of a Mul pass and an Add pass.
+            self.affine = (np.float32(node.attrs["post_scale"]), np.float32(node.attrs.get("post_shift", 0.0)))
+            self._compute, self.run = self.run, self._run_affine
+            self._affine = None
+            if jit.available():
+                from .jit_epilogue import affine
+                self._affine = affine
+
+    def _run_affine(self):
+        self._compute()
+        y, (s, b) = self.outputs[0], self.affine
+        if self._affine is not None:
+            self._affine(y.reshape(-1), s, b)
+            return
+        np.multiply(y, s, out=y)
+        np.add(y, b, out=y)
 
     def _run_residual(self):
         self._compute()

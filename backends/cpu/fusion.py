@@ -1,5 +1,6 @@
 """The CPU backend's plan-time fusion: a convolution's residual Add, and the activation after
-it, run in the convolution's epilogue; and a ConvTranspose's activation in its own.
+it, run in the convolution's epilogue; a scalar Mul/Add after a convolution's activation in one
+pass after it (_affine_chain); a ConvTranspose's activation in its own epilogue.
 
     y = Conv(x, W, b);  s = Add(y, z);  out = Relu(s)   ->   out = Conv(x, W, b, z) [Relu]
 
@@ -22,8 +23,8 @@ from engine.optimizer.fuse_activation import ACTIVATIONS, activation_attrs
 
 
 def fuse(backend, nodes, readers, keep, infos):
-    """`nodes` with every Conv -> Add [-> activation] and ConvTranspose -> activation chain
-    among them merged (Backend.fuse)."""
+    """`nodes` with every Conv -> Add [-> activation], Conv -> Mul [-> Add] by scalars and
+    ConvTranspose -> activation chain among them merged (Backend.fuse)."""
     producer = {o: n for n in nodes for o in n.outputs if o}
     consumer = {}
     for n in nodes:
@@ -34,6 +35,8 @@ def fuse(backend, nodes, readers, keep, infos):
     for node in nodes:
         if node.op == "ConvTranspose":
             chain = _transpose_chain(backend, node, consumer, readers, keep, infos)
+        elif node.op == "Mul":
+            chain = _affine_chain(backend, node, producer, consumer, readers, keep, infos)
         else:
             chain = _chain(backend, node, producer, consumer, readers, keep, infos)
         if chain is None or any(id(n) in dropped for n in chain[0]):
@@ -95,16 +98,53 @@ def _transpose_chain(backend, node, consumer, readers, keep, infos):
     return [node, act], fused
 
 
+def _affine_chain(backend, mul, producer, consumer, readers, keep, infos):
+    """([conv, mul(, add)], merged node): y = Conv(..) [act];  Mul(y, s);  Add(., b) with scalar
+    constants s, b -- PaddlePaddle's learnable affine blocks after each activation of PP-LCNet
+    (PP-OCRv4 det: 14, rec: 16), which fold_input_affine cannot fold into a padded next Conv.
+    The merged Conv carries post_scale/post_shift: y = act(conv) * s + b, one pass after it."""
+    if len(mul.inputs) != 2 or mul.domain not in ("", "ai.onnx"):
+        return None
+    m = mul.outputs[0]
+    for k in (0, 1):
+        y, c = mul.inputs[k], mul.inputs[1 - k]
+        conv = producer.get(y)
+        scale = _scalar(infos, c)
+        if conv is None or conv.op != "Conv" or len(conv.inputs) > 3 or scale is None \
+                or readers.get(y) != 1 or y in keep or not _same(infos, y, m):
+            continue
+        parts, shift = [conv, mul], 0.0
+        add = consumer.get(m)
+        if add is not None and add.op == "Add" and len(add.inputs) == 2 and add.domain in ("", "ai.onnx") \
+                and readers.get(m) == 1 and m not in keep and _same(infos, m, add.outputs[0]):
+            b = _scalar(infos, add.inputs[1] if add.inputs[0] == m else add.inputs[0])
+            if b is not None:
+                parts, shift = parts + [add], b
+        out = parts[-1].outputs[0]
+        fused = Node("Conv", list(conv.inputs), [out], conv.name,
+                     {**conv.attrs, "post_scale": scale, "post_shift": shift}, conv.domain)
+        exe = backend.ops.get("Conv")
+        ins = [infos[v] if v else None for v in conv.inputs]
+        if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None:
+            return parts, fused
+    return None
+
+
+def _scalar(infos, name):
+    """The value of a one-element float constant, else None."""
+    info = infos.get(name) if name else None
+    value = None if info is None else info.value
+    if value is None or np.size(value) != 1 or np.asarray(value).dtype.kind != "f":
+        return None
+    return float(np.asarray(value).reshape(-1)[0])
+
+
 def _activation(act, s, readers, keep, infos):
     """The Conv attributes of `act` when it can join the chain after s, else None."""
     if act is None or act.op not in ACTIVATIONS or act.domain not in ("", "ai.onnx") \
             or readers.get(s) != 1 or s in keep or act.inputs[0] != s:
         return None
-
-    def scalar(name):
-        value = infos[name].value
-        return None if value is None or np.size(value) != 1 else float(np.asarray(value).reshape(-1)[0])
-    return activation_attrs(act, scalar)
+    return activation_attrs(act, lambda name: _scalar(infos, name))
 
 
 def _same(infos, a, b):

@@ -110,6 +110,14 @@ def add_act(y, z, act, lo, hi, alpha, beta):
         activate(row, act, lo, hi, alpha, beta)
 
 
+@compile()
+def affine(y, s, b):
+    """y = y * s + b in place for flat float32 y (a convolution's post affine, fusion.py)."""
+    s, b = np.float32(s), np.float32(b)
+    for k in range(y.shape[0]):
+        y[k] = y[k] * s + b
+
+
 def params(epilogue):
     """(act code, lo, hi, alpha, beta) of a gemm.Epilogue, and the activation left to numpy."""
     act = ACT_CODES.get(epilogue.act, 0)
