@@ -253,8 +253,10 @@ class Plan:
                     runner()
                 else:
                     for e, dt in zip(exes, backend.time_each(exes)):
-                        profile["nodes"].append({"node": e.node.name, "op": e.node.op,
-                                                 "backend": backend.name, "ms": dt * 1e3})
+                        entry = {"node": e.node.name, "op": e.node.op, "backend": backend.name, "ms": dt * 1e3}
+                        if e.node.attrs.get("fused"):  # a chain the backend merged (Backend.fuse)
+                            entry["fused"] = list(e.node.attrs["fused"])
+                        profile["nodes"].append(entry)
                     continue
             elif kind == "copy":
                 v, src, dst, fn = payload

@@ -6,7 +6,7 @@ def print_profile(prof, top=25, file=None):
     total = prof["total_ms"] or 1e-9
     by_op = {}
     for n in nodes:
-        key = (n["op"], n["backend"])
+        key = ("+".join([n["op"]] + n.get("fused", [])), n["backend"])
         t, c = by_op.get(key, (0.0, 0))
         by_op[key] = (t + n["ms"], c + 1)
     print(f"{'op':<22}{'backend':<9}{'count':>6}{'ms':>10}{'%':>7}", file=file)
@@ -14,7 +14,8 @@ def print_profile(prof, top=25, file=None):
         print(f"{op:<22}{backend:<9}{c:>6}{t:>10.3f}{100 * t / total:>6.1f}%", file=file)
     print("\nslowest nodes:", file=file)
     for n in sorted(nodes, key=lambda n: -n["ms"])[:top]:
-        print(f"  {n['node'][:40]:<42}{n['op']:<18}{n['backend']:<8}{n['ms']:>9.3f} ms", file=file)
+        op = "+".join([n["op"]] + n.get("fused", []))
+        print(f"  {n['node'][:40]:<42}{op:<18}{n['backend']:<8}{n['ms']:>9.3f} ms", file=file)
     copies = prof["copies"]
     if copies:
         ct = sum(c["ms"] for c in copies)

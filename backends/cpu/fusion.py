@@ -42,6 +42,7 @@ def fuse(backend, nodes, readers, keep, infos):
         if chain is None or any(id(n) in dropped for n in chain[0]):
             continue
         parts, fused = chain
+        fused.attrs["fused"] = [n.op for n in parts[1:]]  # for profiles: what the node also ran
         merged[id(parts[-1])] = fused
         dropped.update(id(n) for n in parts)
     if not merged:
