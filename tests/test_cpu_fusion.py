@@ -139,3 +139,16 @@ def test_affine_after_activation(strategy, form, jit_on):
         nodes.append(helper.make_node("Add", ["t", "m"] if form == "const-first" else ["m", "t"], ["y"]))
     ops = run_both(onnx_model(nodes, {"x": x}, "y", inits), x)
     assert ops == (["Conv", "Mul", "Add"] if form == "vector-mul" else ["Conv"]), ops
+
+
+def test_no_fusion_across_backends():
+    """The Add placed on another backend: the CPU's run of nodes ends at the Conv, which then
+    has nothing to merge; the result crosses over and still matches."""
+    from conftest import require_backend
+    require_backend("opencl")
+    model, x = residual_model("pointwise", "Relu")
+    sess = engine.InferenceSession(model, backend="cpu", placement={"Add": "opencl"})
+    assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    nodes = sess.profile()["nodes"]
+    assert [n["backend"] for n in nodes if n["op"] == "Add"] == ["opencl"]
+    assert not any(n.get("fused") for n in nodes), nodes
