@@ -207,6 +207,11 @@ class Backend:
     def view(self, buf, offset: int, shape, dtype):
         raise NotImplementedError
 
+    def held_bytes(self) -> int:
+        """Host memory the backend keeps for the session outside pools: repacked weights of a
+        host backend (a device backend's are in live_bytes)."""
+        return 0
+
     def upload(self, array: np.ndarray):
         """A constant in the static pool: allocated and written once."""
         array = np.ascontiguousarray(array)

@@ -184,8 +184,10 @@ class InferenceSession:
             m = dict(self._plan.memory.get(name, {}))
             backend, pool = self.backends[name], self.pools[name]
             # Device backends: every byte they hold outside the arena (constants, repacked
-            # weights); host backends keep constants as views of the model file.
-            m["static_bytes"] = pool.static_bytes if backend.host_tensors else backend.live_bytes - pool.capacity
+            # weights); host backends keep constants as views of the model file, plus the
+            # weights their executors repacked (held_bytes).
+            m["static_bytes"] = pool.static_bytes + backend.held_bytes() if backend.host_tensors \
+                else backend.live_bytes - pool.capacity
             m["allocations_last_run"] = self._last_alloc.get(name, 0)
             out[name] = m
         return out

@@ -57,6 +57,19 @@ def test_zoo_steady_state_and_arena_quality(name):
     assert mem["naive_bytes"] > mem["arena_bytes"]
 
 
+def test_static_bytes_count_repacked_weights():
+    """ResNet-18's Winograd layers keep U = G g G^T, (m+2)^2/9 times the kernel's bytes: the CPU's
+    static_bytes must count them (they are not views of the model file)."""
+    from backends.cpu.winograd import WinogradConv
+    sess = engine.InferenceSession(zoo.path("resnet18"), backend="cpu")
+    sess.run(None, {"input": np.zeros((1, 3, 224, 224), np.float32)})
+    convs = [e for kind, p in sess._plan.steps if kind == "subgraph" for e in p[1] if isinstance(e, WinogradConv)]
+    assert convs
+    winograd = sum(4 * e.a * e.a * e.g.m * e.g.c for e in convs)
+    static = sess.memory()["cpu"]["static_bytes"]
+    assert static >= winograd, (static, winograd)
+
+
 def test_ppocr_det_alternating_shapes():
     path = models.find("ppocr_det")
     sess = engine.InferenceSession(path)

@@ -39,6 +39,13 @@ class CpuBackend(Backend):
             return cls(self, node, ins, outs)
         return KernelExecutor(self, node, ins, outs)
 
+    def held_bytes(self):
+        """Weights the executors repacked (conv.prepared: Winograd's G g G^T, im2col's [W | b]...),
+        counted once each; packings that are views of the model's bytes cost nothing."""
+        packed = getattr(self, "_packed_weights", {}).values()
+        return sum(p.nbytes for source, p in packed
+                   if isinstance(p, np.ndarray) and not np.shares_memory(p, np.asarray(source)))
+
     def fuse(self, nodes, readers, keep, infos):
         from .fusion import fuse
         return fuse(self, nodes, readers, keep, infos)
