@@ -670,3 +670,34 @@ def test_fast_ops_fall_back_when_an_output_overlaps_an_input():
     exe.bind([buf[:2], x], [buf], None)  # input 0 lives in the output's first half
     exe.run()
     np.testing.assert_array_equal(buf, np.concatenate([x, x]))
+
+
+@pytest.mark.parametrize("shape, axis, split, n_out, dtype", [
+    ((1, 64, 20, 20), 1, [32, 32], 2, F32),          # YOLOv8n's C2f split
+    ((2, 9, 5, 7), -1, [2, 4, 1], 3, F32),
+    ((3, 10), 0, None, 3, np.int64),                  # num_outputs, uneven last part
+    ((4, 6, 8), 1, [0, 6], 2, F32),                   # an empty part
+])
+def test_fast_split(shape, axis, split, n_out, dtype):
+    """Split through SplitCPU in a session against onnxruntime (several outputs, so not run_fast)."""
+    import engine
+    x = (np.random.default_rng(7).standard_normal(shape) * 10).astype(dtype)
+    outs = [f"y{k}" for k in range(n_out)]
+    ins, inits, attrs = ["x"], [], {"axis": axis}
+    if split is None:
+        attrs["num_outputs"] = n_out
+    else:
+        ins.append("s")
+        inits.append(numpy_helper.from_array(np.array(split, np.int64), "s"))
+    code = TensorProto.FLOAT if dtype == F32 else TensorProto.INT64
+    g = helper.make_graph([helper.make_node("Split", ins, outs, **attrs)], "split",
+                          [helper.make_tensor_value_info("x", code, shape)],
+                          [helper.make_tensor_value_info(o, code, None) for o in outs], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    sess = engine.InferenceSession(model, backend="cpu")
+    got = sess.run(None, {"x": x})
+    for a, b in zip(got, ort_run(model, {"x": x})):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    kinds = [type(e).__name__ for kind, p in sess._plan.steps if kind == "subgraph" for e in p[1]]
+    assert kinds == ["SplitCPU"], kinds

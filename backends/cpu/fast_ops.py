@@ -158,6 +158,37 @@ class ConcatCPU(OutExecutor):
         np.concatenate(self.parts, axis=self.axis, out=self.outputs[0])
 
 
+@CpuBackend.op("Split")
+class SplitCPU(OutExecutor):
+    """Each output is one copy of its slice of the input, located by the output shapes that
+    shape inference already resolved (`split` input, num_outputs or equal parts alike): the
+    kernel computes fresh arrays that the generic executor then copies (YOLOv8n's nine Splits)."""
+
+    @classmethod
+    def supports(cls, backend, node, ins, outs):
+        if ins[0] is None or any(o is not None and np.dtype(o.dtype) != np.dtype(ins[0].dtype) for o in outs):
+            return "the out= Split takes outputs of the input's dtype"
+        axis = axis_of(node, node.attrs.get("axis", 0), len(ins[0].shape))
+        if any(o is None for o in outs) or sum(o.shape[axis] for o in outs) != ins[0].shape[axis]:
+            return "the outputs do not tile the input along the axis"
+        return None
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        x = inputs[0]
+        axis = axis_of(self.node, self.node.attrs.get("axis", 0), x.ndim)
+        index, start = [slice(None)] * x.ndim, 0
+        self.pairs = []
+        for y in outputs:
+            index[axis] = slice(start, start + y.shape[axis])
+            self.pairs.append((y, x[tuple(index)]))
+            start += y.shape[axis]
+
+    def run(self):
+        for y, part in self.pairs:
+            np.copyto(y, part)
+
+
 @CpuBackend.op("GlobalAveragePool")
 class GlobalAveragePoolCPU(OutExecutor):
     @classmethod
