@@ -701,3 +701,10 @@ def test_fast_split(shape, axis, split, n_out, dtype):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     kinds = [type(e).__name__ for kind, p in sess._plan.steps if kind == "subgraph" for e in p[1]]
     assert kinds == ["SplitCPU"], kinds
+
+
+@pytest.mark.parametrize("shape, axis", [((1, 8, 400), -1), ((2, 3, 5, 7), 1), ((4, 33), 0), ((1, 64, 4, 2100), 1)])
+def test_fast_softmax(shape, axis):
+    x = rnd(*shape) * 8
+    x.reshape(-1)[::97] = -np.inf  # masked positions, as attention masks write them
+    run_fast("Softmax", [x], attrs={"axis": axis})

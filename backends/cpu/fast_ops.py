@@ -189,6 +189,39 @@ class SplitCPU(OutExecutor):
             np.copyto(y, part)
 
 
+@CpuBackend.op("Softmax")
+class SoftmaxCPU(OutExecutor):
+    """exp(x - max) / sum along the axis, every step written into y or a scratch of the reduced
+    shape (the kernel allocates four temporaries of the input's size)."""
+
+    @classmethod
+    def supports(cls, backend, node, ins, outs):
+        if not len(ins[0].shape) or 0 in ins[0].shape:
+            return "the out= Softmax takes non-empty tensors of rank >= 1"
+        return _same_float(ins[:1] + outs)
+
+    def scratch_bytes(self):
+        x = self.ins[0]
+        axis = axis_of(self.node, self.node.attrs.get("axis", -1), len(x.shape))
+        return np.dtype(x.dtype).itemsize * int(np.prod(x.shape)) // max(1, x.shape[axis])
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        x = inputs[0]
+        self.axis = axis_of(self.node, self.node.attrs.get("axis", -1), x.ndim)
+        reduced = x.shape[:self.axis] + (1,) + x.shape[self.axis + 1:]
+        self.red = scratch.view(x.dtype)[:int(np.prod(reduced))].reshape(reduced)
+
+    def run(self):
+        x, y, red = self.inputs[0], self.outputs[0], self.red
+        with np.errstate(invalid="ignore"):  # inf - inf: nan, as in onnxruntime
+            np.max(x, axis=self.axis, keepdims=True, out=red)
+            np.subtract(x, red, out=y)
+            np.exp(y, out=y)
+            np.sum(y, axis=self.axis, keepdims=True, out=red)
+            np.divide(y, red, out=y)
+
+
 @CpuBackend.op("GlobalAveragePool")
 class GlobalAveragePoolCPU(OutExecutor):
     @classmethod
