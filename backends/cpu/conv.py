@@ -29,11 +29,14 @@ COLS_BUDGET = 8 << 20
 # extra ones (jit_im2col.py): each costs Mg multiply-adds in the GEMM (~0.01 ns each) per column
 # float, against ~0.2 ns per column float saved by its long copies, so it is taken where the
 # waste is below PHASED_WASTE multiply-adds per column float (measured: 3.6% waste at Mg = 256
-# lost 3%, at Mg = 64 gained 2-12%). Its bands keep columns and GEMM rows in L2 for the crop,
-# unless that leaves the GEMM fewer than PHASED_MIN_COLUMNS columns (24 x 865 x 162 products
-# for 96 channels at 160x160 ran 25% slower than 24 x 865 x 1134).
+# lost 3%, at Mg = 64 gained 2-12%). Its bands hold ~PHASED_BAND_BYTES of columns and GEMM
+# rows: 1 MB kept them in L2 for the crop, but with BLAS on 2 threads every band is a GEMM
+# both threads sync on, and 4 MB bands measured faster (2 threads: ResNet-18's 7x7/2 stem
+# 2.15 -> 1.83 ms, PP-OCRv4 det's 3x3/2 stem 2.52 -> 2.13, YOLOv8n's 16->32 @160 0.86 -> 0.69;
+# 1 thread within 3%). At least PHASED_MIN_COLUMNS columns (24 x 865 x 162 products for 96
+# channels at 160x160 ran 25% slower than 24 x 865 x 1134).
 PHASED_WASTE = 4
-PHASED_BAND_BYTES = 1 << 20
+PHASED_BAND_BYTES = 4 << 20
 PHASED_MIN_COLUMNS = 1024
 # A GEMM shared by two threads is cut into this many column chunks (claimed dynamically, so a
 # descheduled thread's share is taken by the other), each a multiple of CHUNK_ALIGN columns.
