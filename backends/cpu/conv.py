@@ -33,7 +33,8 @@ COLS_BUDGET = 8 << 20
 # rows: 1 MB kept them in L2 for the crop, but with BLAS on 2 threads every band is a GEMM
 # both threads sync on, and 4 MB bands measured faster (2 threads: ResNet-18's 7x7/2 stem
 # 2.15 -> 1.83 ms, PP-OCRv4 det's 3x3/2 stem 2.52 -> 2.13, YOLOv8n's 16->32 @160 0.86 -> 0.69;
-# 1 thread within 3%). At least PHASED_MIN_COLUMNS columns (24 x 865 x 162 products for 96
+# 1 thread within 3%; 2 MB got the first but not the second). The price is arena: the stems'
+# scratch sets the peak, ResNet-18 6.5 -> 8.1 MB, YOLOv8n 4.0 -> 8.2. At least PHASED_MIN_COLUMNS columns (24 x 865 x 162 products for 96
 # channels at 160x160 ran 25% slower than 24 x 865 x 1134).
 PHASED_WASTE = 4
 PHASED_BAND_BYTES = 4 << 20
