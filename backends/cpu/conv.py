@@ -33,11 +33,14 @@ COLS_BUDGET = 8 << 20
 # rows: 1 MB kept them in L2 for the crop, but with BLAS on 2 threads every band is a GEMM
 # both threads sync on, and 4 MB bands measured faster (2 threads: ResNet-18's 7x7/2 stem
 # 2.15 -> 1.83 ms, PP-OCRv4 det's 3x3/2 stem 2.52 -> 2.13, YOLOv8n's 16->32 @160 0.86 -> 0.69;
-# 1 thread within 3%; 2 MB got the first but not the second). The price is arena: the stems'
-# scratch sets the peak, ResNet-18 6.5 -> 8.1 MB, YOLOv8n 4.0 -> 8.2. At least PHASED_MIN_COLUMNS columns (24 x 865 x 162 products for 96
+# 1 thread within 3%; 2 MB got the first but not the second). The price is arena: a stem's
+# scratch sets the network's peak, and 4 MB everywhere took YOLOv8n's from 4.0 to 8.2 MB and
+# left MobileNetV1's 17% above its lower bound; so a band holds no more than the layer's output
+# (and at least the former PHASED_BAND_MIN). At least PHASED_MIN_COLUMNS columns (24 x 865 x 162 products for 96
 # channels at 160x160 ran 25% slower than 24 x 865 x 1134).
 PHASED_WASTE = 4
 PHASED_BAND_BYTES = 4 << 20
+PHASED_BAND_MIN = 1 << 20
 PHASED_MIN_COLUMNS = 1024
 # A GEMM shared by two threads is cut into this many column chunks (claimed dynamically, so a
 # descheduled thread's share is taken by the other), each a multiple of CHUNK_ALIGN columns.
@@ -316,7 +319,8 @@ class Im2colConv(ConvCPU):
         self.phased = jit.available() and phased(self.wq - g.ow, g.ow, self.mg)
         if self.phased:  # columns and GEMM rows of a band in L2 until cropped, but not too thin
             per_row = 4 * (g.group * (self.kd + 1) + g.m) * self.wq
-            rows = min(max(PHASED_BAND_BYTES // per_row, -(-PHASED_MIN_COLUMNS // self.wq)),
+            budget = min(PHASED_BAND_BYTES, max(PHASED_BAND_MIN, self.out_floats * 4))
+            rows = min(max(budget // per_row, -(-PHASED_MIN_COLUMNS // self.wq)),
                        COLS_BUDGET // per_row)
         else:
             rows = COLS_BUDGET // (4 * g.group * (self.kd + 1) * g.ow)
