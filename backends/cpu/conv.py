@@ -49,9 +49,6 @@ CHUNK_ALIGN = 16
 # A 1x1 convolution adds its bias inside the GEMM (input copied beside a row of ones) when
 # C < BIAS_ROW_RATIO * M: a contiguous copy costs ~0.1 ns per float, a broadcast add ~0.18.
 BIAS_ROW_RATIO = 1.8
-# Activations the compiled residual pass applies itself (jit_epilogue.ACT_CODES): the numpy
-# pass would need an output-sized scratch for LeakyRelu, HardSwish and SiLU.
-RESIDUAL_COMPILED = ("", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "SiLU", "Tanh")
 
 
 class ConvGeometry(NamedTuple):
@@ -152,8 +149,9 @@ class ConvCPU(Executor):
             z, y = ins[3], outs[0]
             if z.dtype != np.float32 or tuple(z.shape) != tuple(y.shape):
                 return "the residual must be float32 and shaped like the output"
+            # the numpy pass would need an output-sized scratch for LeakyRelu, HardSwish, SiLU
             act = activation_of(node)
-            if Epilogue(node).needs_tmp and not (jit.available() and act in RESIDUAL_COMPILED):
+            if Epilogue(node).needs_tmp and not _compiled_activation(act):
                 return f"no scratch-free residual pass for {act}"
         return unsupported_activation(node)
 
@@ -169,28 +167,33 @@ class ConvCPU(Executor):
         self.bias = ins[2].value if len(ins) > 2 and ins[2] is not None else None
         self.epilogue = Epilogue(node)
         self.out_floats = self.g.m * self.g.oh * self.g.ow  # one image's output
+        post = None
         if len(ins) > 3 and ins[3] is not None:
             # A residual (backends/cpu/fusion.py): the strategy computes conv + bias with no
-            # activation, then one pass adds the residual and activates. The strategy's own
-            # run() stays the first step; this instance's run is the two.
+            # activation, then one pass adds the residual and activates.
             self.epilogue, self.finish = Epilogue(node, act=""), Epilogue(node)
-            self._compute, self.run = self.run, self._run_residual
             self._add_act = None
             if jit.available():
                 from . import jit_epilogue
                 self._add_act = (jit_epilogue.add_act,) + jit_epilogue.params(self.finish)
+            post = self._residual_pass
         elif node.attrs.get("post_scale") is not None:
             # y * s + b after the activation (fusion.py's affine chains): one pass after the
             # strategy's, instead of a Mul pass and an Add pass.
             self.affine = (np.float32(node.attrs["post_scale"]), np.float32(node.attrs.get("post_shift", 0.0)))
-            self._compute, self.run = self.run, self._run_affine
             self._affine = None
             if jit.available():
                 from .jit_epilogue import affine
                 self._affine = affine
+            post = self._affine_pass
+        if post is not None:  # the strategy's own run() stays the first step
+            self._compute, self._post, self.run = self.run, post, self._run_then_post
 
-    def _run_affine(self):
+    def _run_then_post(self):
         self._compute()
+        self._post()
+
+    def _affine_pass(self):
         y, (s, b) = self.outputs[0], self.affine
         if self._affine is not None:
             self._affine(y.reshape(-1), s, b)
@@ -198,8 +201,7 @@ class ConvCPU(Executor):
         np.multiply(y, s, out=y)
         np.add(y, b, out=y)
 
-    def _run_residual(self):
-        self._compute()
+    def _residual_pass(self):
         y, z = self.outputs[0], self.inputs[3]
         if self._add_act is None:
             np.add(y, z, out=y)
@@ -288,6 +290,14 @@ class PointwiseConv(ConvCPU):
             src = self.xa
         np.matmul(self.w, src[:, s], out=y[:, s])
         self.epilogue(y[:, s], None if self.tmp2 is None else self.tmp2[:, s])
+
+
+def _compiled_activation(act):
+    """Whether jit_epilogue applies `act` itself (no numpy pass after it)."""
+    if not jit.available():
+        return False
+    from .jit_epilogue import ACT_CODES
+    return act in ACT_CODES
 
 
 def column_chunks(n, parts):

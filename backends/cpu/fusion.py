@@ -67,15 +67,10 @@ def _chain(backend, add, producer, consumer, readers, keep, infos):
         act = consumer.get(s)
         act_attrs = _activation(act, s, readers, keep, infos)
         inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs)) + [z]
-        ins = [infos[v] if v else None for v in inputs]
-        exe = backend.ops.get("Conv")
         # With the activation if the executor takes it there, else the Add alone.
         for parts, attrs in (([conv, add, act], act_attrs), ([conv, add], {})):
-            if attrs is None:
-                continue
-            out = parts[-1].outputs[0]
-            fused = Node("Conv", inputs, [out], conv.name, {**conv.attrs, **attrs}, conv.domain)
-            if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None:
+            fused = None if attrs is None else _merged(backend, conv, inputs, parts[-1], attrs, infos)
+            if fused is not None:
                 return parts, fused
     return None
 
@@ -89,14 +84,8 @@ def _transpose_chain(backend, node, consumer, readers, keep, infos):
         return None
     act = consumer.get(y)
     attrs = _activation(act, y, readers, keep, infos)
-    if attrs is None:
-        return None
-    ins = [infos[v] if v else None for v in node.inputs]
-    fused = Node(node.op, list(node.inputs), list(act.outputs), node.name, {**node.attrs, **attrs}, node.domain)
-    exe = backend.ops.get(node.op)
-    if exe is None or exe.supports(backend, fused, ins, [infos[act.outputs[0]]]) is not None:
-        return None
-    return [node, act], fused
+    fused = None if attrs is None else _merged(backend, node, node.inputs, act, attrs, infos)
+    return None if fused is None else ([node, act], fused)
 
 
 def _affine_chain(backend, mul, producer, consumer, readers, keep, infos):
@@ -121,14 +110,21 @@ def _affine_chain(backend, mul, producer, consumer, readers, keep, infos):
             b = _scalar(infos, add.inputs[1] if add.inputs[0] == m else add.inputs[0])
             if b is not None:
                 parts, shift = parts + [add], b
-        out = parts[-1].outputs[0]
-        fused = Node("Conv", list(conv.inputs), [out], conv.name,
-                     {**conv.attrs, "post_scale": scale, "post_shift": shift}, conv.domain)
-        exe = backend.ops.get("Conv")
-        ins = [infos[v] if v else None for v in conv.inputs]
-        if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None:
+        fused = _merged(backend, conv, conv.inputs, parts[-1], {"post_scale": scale, "post_shift": shift}, infos)
+        if fused is not None:
             return parts, fused
     return None
+
+
+def _merged(backend, head, inputs, last, attrs, infos):
+    """The node that runs a chain from `head` (its op, name and attributes, plus `attrs`, over
+    `inputs`) to `last` (whose output it writes), if the backend's executor for the op takes
+    it; else None."""
+    out = last.outputs[0]
+    fused = Node(head.op, list(inputs), [out], head.name, {**head.attrs, **attrs}, head.domain)
+    exe = backend.ops.get(head.op)
+    ins = [infos[v] if v else None for v in inputs]
+    return fused if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None else None
 
 
 def _scalar(infos, name):
