@@ -36,6 +36,19 @@ def need_numba():
         pytest.fail(f"numba is a test dependency: {jit.why_not()}")
 
 
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Stages shared by the caller and the thread pool's helper (backends/cpu/parallel.py):
+    every GEMM in chunks (MIN_MACS 0), inside a session's `running`, the helper awake."""
+    need_numba()
+    from backends.cpu import parallel
+    monkeypatch.setattr(parallel, "MIN_MACS", 0)
+    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    with parallel.running(2) as run:
+        assert run.pool.wait_awake()
+        yield run.pool
+
+
 @pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
 def jit_on(request, monkeypatch):
     """The compiled CPU kernels, then the numpy paths a machine without numba runs

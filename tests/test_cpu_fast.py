@@ -179,11 +179,9 @@ def test_compiled_depthwise_propagates_nan():
     assert np.isnan(y[1, 1:4, 1:4]).all() and not np.isnan(y[0]).any() and np.isnan(y).sum() == 9
 
 
-def test_depthwise_two_threads(monkeypatch, numpy_depthwise):
+def test_depthwise_two_threads(two_threads, monkeypatch, numpy_depthwise):
     """Halves of the channels on two threads, each with its own tap buffer, give the same result."""
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
-    monkeypatch.setattr(parallel, "SERIAL_BLAS", True)
     exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
                      "DepthwiseConv", act="SiLU")
     assert len(exe.work) == 2
@@ -310,12 +308,6 @@ def test_runs_do_not_allocate():
 
 
 
-@pytest.fixture
-def two_threads(monkeypatch):
-    """Every GEMM shared between the caller and the helper thread (off by default: docs/cpu.md)."""
-    monkeypatch.setattr(parallel, "MIN_MACS", 0)
-    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
-    monkeypatch.setattr(parallel, "SERIAL_BLAS", True)  # the helper only shares work with serial BLAS
 
 
 @pytest.mark.parametrize("w_shape, attrs, expect", [
@@ -331,7 +323,7 @@ def test_gemm_shared_by_two_threads(two_threads, w_shape, attrs, expect, monkeyp
         monkeypatch.setattr(winograd, "best_unit", lambda g: 2)
     exe = check_conv((1, w_shape[1], 21, 19), w_shape, attrs, expect, act="HardSwish")
     assert exe.workers == 2
-    assert len(getattr(exe, "cols", None) or getattr(exe, "bands", None) or exe.blocks) == 2
+    assert len(getattr(exe, "cols", None) or getattr(exe, "bands", None) or exe.blocks) >= 2
 
 
 @pytest.mark.parametrize("a_shape, b_shape, bias", [((2, 7, 16), (16, 9), (9,)), ((9, 16), (2, 16, 5), None)])
@@ -339,7 +331,7 @@ def test_matmul_shared_by_two_threads(two_threads, a_shape, b_shape, bias):
     test_matmul(a_shape, b_shape, bias, "SiLU")
 
 
-def test_parallel_chunks_run_every_item_once():
+def test_parallel_chunks_run_every_item_once(two_threads):
     seen = []
     parallel.chunks(lambda worker, k: seen.append((worker in (0, 1), k)), [(k,) for k in range(9)])
     assert sorted(seen) == [(True, k) for k in range(9)]

@@ -50,6 +50,38 @@ class CpuBackend(Backend):
         from .fusion import fuse
         return fuse(self, nodes, readers, keep, infos)
 
+    def compile(self, executors):
+        """The executors in order, inside the thread pool's `running` (parallel.py) when the
+        session has two or more threads: its helpers then spin, ready for GEMM jobs and shared
+        stages, instead of sleeping."""
+        run_all = super().compile(executors)
+        pool = self._pool()
+        if pool is None:
+            return run_all
+
+        def run():
+            pool.enter()
+            try:
+                run_all()
+            finally:
+                pool.exit()
+        return run
+
+    def time_each(self, executors):
+        pool = self._pool()
+        if pool is None:
+            return super().time_each(executors)
+        pool.enter()
+        try:
+            return super().time_each(executors)
+        finally:
+            pool.exit()
+
+    def _pool(self):
+        from .parallel import pool, threads_of
+        threads = threads_of(self)
+        return pool(threads) if threads > 1 else None
+
     @staticmethod
     def evaluate(node, arrays):
         """Run one node on host arrays; a list of outputs (constant folding, eager nodes)."""

@@ -1,27 +1,40 @@
-"""The CPU backend's own second thread, and OpenBLAS kept on one.
+"""The CPU backend's threads: one pool for OpenBLAS's GEMMs and the executors' own stages.
 
-OpenBLAS splits every GEMM statically between its threads and waits for all of them, and its
-idle workers spin. On a machine where other processes compete for the cores, a worker that
-has been descheduled stalls each GEMM for a scheduler time slice: measured on this project's
-2-core VM under load, `threads=2` ran PP-OCR's classifier 20x and MobileNetV2 8x slower than
-BLAS on one thread (docs/cpu.md). On an idle machine the opposite holds (ResNet-18 28 ms with
-BLAS on 2 threads, 41-50 ms on one), so BLAS follows the session's `threads` by default and
-MIXNN_SERIAL_BLAS=1 keeps it on one thread for machines that are shared (`serial_blas`). The
-executors can also share big stages with one helper thread themselves, in chunks that either thread claims
-(`chunks`): a late helper costs nothing, the caller simply does the chunks it did not take.
-numpy releases the GIL inside BLAS and its loops but holds it for the ~1 us of each call, so
-only long stages are shared (MIN_ELEMENTS, MIN_MACS), and only when the session asked for two
-or more threads.
+OpenBLAS splits a GEMM between its threads, and its idle workers spin on the other cores for
+a while after every GEMM. Work of our own on a second thread (depthwise channels, Winograd
+tile rows, im2col bands) then competes with that spinning worker: measured on this 2-core VM,
+a Python helper next to OpenBLAS's pool turned MobileNetV2's 9 ms into 20-160 ms
+(docs/cpu.md). onnxruntime and MNN run everything on one pool; so does mixnn now:
+
+* `Pool` keeps `threads - 1` helper threads. Idle, a helper spins in compiled code without the
+  GIL (jit_threads.spin) -- for as long as a session runs, and SPIN_CYCLES after -- then sleeps.
+* While a session runs (`running()`), OpenBLAS hands its threaded GEMMs' jobs to the pool
+  (openblas_set_threads_callback_function, in OpenBLAS since 0.3.27): job 0 on the calling
+  thread, the others on the helpers, a hand-off of well under a microsecond.
+* Executors share their own stages with `chunks(fn, items, workers)`: the items are claimed one
+  at a time by the caller and the helper (a Python job: the helper leaves its loop and takes
+  the GIL, which the caller gives up inside numba's and numpy's loops). A helper that is busy
+  or asleep is not waited for: the caller then does every item itself. GEMMs inside a shared
+  stage run on one thread each (BLAS is set to one thread for the stage).
+
+Without numba (MIXNN_JIT=0), or with an OpenBLAS that lacks the callback, there is no pool:
+OpenBLAS keeps its own threads and the executors run their stages on the calling thread.
+MIXNN_SERIAL_BLAS=1 keeps BLAS on one thread for machines whose cores are shared with other
+processes (a descheduled BLAS worker stalls every GEMM for a time slice, docs/cpu.md); the
+pool's helpers still share the stages then.
 """
 import os
 import threading
 
+import numpy as np
+
+from . import jit
+
 # Work below this many float elements per split stage runs on the calling thread alone.
 MIN_ELEMENTS = 1 << 21
-# GEMMs of at least this many multiply-adds are shared between the two threads (None: never).
-# Measured on the loaded 2-core VM, sharing lost: the other core was busy, the helper came
-# late, and the halved blocks cost 10-16% more CPU time (docs/cpu.md). Set it (4 << 20 gave
-# 1.7x on a 128x128x3136 GEMM with a free core) where the cores are really free.
+# GEMMs of at least this many multiply-adds are cut into chunks shared by the pool's threads,
+# each chunk's GEMM on one thread with its epilogue (None: never; OpenBLAS then splits the
+# GEMM itself through the pool and the epilogue runs on the caller).
 MIN_MACS = None
 SERIAL_BLAS = os.environ.get("MIXNN_SERIAL_BLAS") == "1"
 
@@ -33,51 +46,77 @@ def threads_of(backend):
 
 
 def helper_allowed(backend):
-    """Whether executors may share work with the helper thread. Not while BLAS runs threads of
-    its own: its idle workers spin on the other core for a while after every GEMM, and a helper
-    competing with them turned MobileNetV2's 9 ms into 20-160 ms (docs/cpu.md). So one pool
-    at a time: OpenBLAS's by default, the helper's with MIXNN_SERIAL_BLAS=1."""
-    return threads_of(backend) >= 2 and SERIAL_BLAS
+    """Whether executors may share stages with the pool's helpers: two or more threads and a
+    pool to run them (see the module docstring)."""
+    return threads_of(backend) >= 2 and pool_available()
 
 
 def worth_splitting(backend, elements):
     return helper_allowed(backend) and elements >= MIN_ELEMENTS
 
 
-def gemm_workers(backend, macs):
-    """How many threads share a GEMM of `macs` multiply-adds: 1 or 2."""
-    return 2 if MIN_MACS is not None and helper_allowed(backend) and macs >= MIN_MACS else 1
+def gemm_workers(backend, macs, share_at=None):
+    """How many threads share a stage of `macs` multiply-adds in chunks (each chunk's GEMM on
+    one thread): 1 or 2. `share_at` is the executor's own threshold; MIN_MACS overrides it."""
+    limit = MIN_MACS if MIN_MACS is not None else share_at
+    return 2 if limit is not None and helper_allowed(backend) and macs >= limit else 1
 
 
 class _Blas:
-    """OpenBLAS's thread count through threadpoolctl (None when either is missing)."""
+    """numpy's OpenBLAS through ctypes: thread count and threads callback (found through
+    threadpoolctl; every handle None when it or the symbol is missing)."""
 
     def __init__(self):
-        self.lib = None
+        self.get_threads = self.set_threads = self.set_callback = None
         try:
+            import ctypes
             from threadpoolctl import ThreadpoolController
             libs = [c for c in ThreadpoolController().lib_controllers if c.internal_api == "openblas"]
-            self.lib = libs[0] if libs else None
         except Exception:  # no threadpoolctl, or a BLAS it cannot drive: leave BLAS as it is
-            self.lib = None
+            return
+        if not libs:
+            return
+        lib = libs[0]
+        prefix, suffix = getattr(lib, "_symbol_prefix", ""), getattr(lib, "_symbol_suffix", "")
+
+        def symbol(name):
+            for full in (f"{prefix}{name}{suffix}", name):
+                fn = getattr(lib.dynlib, full, None)
+                if fn is not None:
+                    return fn
+            return None
+        self.get_threads = symbol("openblas_get_num_threads")
+        self.set_threads = symbol("openblas_set_num_threads")
+        self.set_callback = symbol("openblas_set_threads_callback_function")
+        if self.set_threads is not None:
+            self.set_threads.argtypes = [ctypes.c_int]
+        if self.set_callback is not None:
+            self.set_callback.argtypes = [ctypes.c_void_p]
+
+    def threads(self):
+        return int(self.get_threads()) if self.get_threads is not None else 1
 
     def serial(self):
-        lib = self.lib
-        if lib is not None and lib.get_num_threads() != 1:
-            lib.set_num_threads(1)
+        if self.set_threads is not None and self.threads() != 1:
+            self.set_threads(1)
 
 
 _blas = None
+_blas_lock = threading.Lock()
+
+
+def blas():
+    global _blas
+    with _blas_lock:
+        if _blas is None:
+            _blas = _Blas()
+        return _blas
 
 
 def serial_blas():
     """With MIXNN_SERIAL_BLAS=1, keep BLAS on one thread (cheap when it already is)."""
-    global _blas
-    if not SERIAL_BLAS:
-        return
-    if _blas is None:
-        _blas = _Blas()
-    _blas.serial()
+    if SERIAL_BLAS:
+        blas().serial()
 
 
 class _Job:
@@ -85,87 +124,184 @@ class _Job:
 
     def __init__(self, fn, items):
         self.fn, self.items = fn, items
-        self.next, self.active, self.error = 0, 0, None
-        self.cond = threading.Condition(threading.Lock())
+        self.next, self.error = 0, None
+        self.lock = threading.Lock()
 
     def work(self, worker):
-        while True:
-            with self.cond:
+        while self.error is None:
+            with self.lock:
                 i = self.next
-                if i >= len(self.items):
-                    return
-                self.next, self.active = i + 1, self.active + 1
+                self.next = i + 1
+            if i >= len(self.items):
+                return
             try:
                 self.fn(worker, *self.items[i])
             except BaseException as e:  # handed back to the caller, who re-raises it
                 self.error = e
-            finally:
-                with self.cond:
-                    self.active -= 1
-                    if not self.active:
-                        self.cond.notify_all()
-
-    def wait(self):
-        with self.cond:
-            while self.active:
-                self.cond.wait()
 
 
-class _Helper:
+# Most helpers a pool holds (the control blocks are allocated once, 128 bytes each).
+MAX_HELPERS = 63
+
+
+class Pool:
+    """Helper threads around control blocks (jit_threads), grown to the largest `threads`
+    any session asked for, minus one (the caller is the first thread)."""
+
     def __init__(self):
-        self.busy = threading.Lock()  # one caller at a time; another caller runs serially
-        self.cond = threading.Condition()
-        self.pending = None
-        threading.Thread(target=self._loop, name="mixnn-cpu-helper", daemon=True).start()
+        from . import jit_threads as jt
+        self.jt = jt
+        raw = np.zeros(jt.BLOCK * (MAX_HELPERS + 1), np.int64)
+        skip = (-raw.ctypes.data % 128) // 8
+        self.ctl = raw[skip:skip + jt.BLOCK * MAX_HELPERS]
+        self.ctl.reshape(MAX_HELPERS, jt.BLOCK)[:, jt.STATE] = jt.SLEEP  # no thread behind them yet
+        self.base = int(self.ctl.ctypes.data)
+        self.helpers = []   # per helper: [block address, Event, pending job, active count]
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.installed = False
+        self.blas = blas()
+        self.callback = None
+        if self.blas.set_callback is not None and not SERIAL_BLAS:
+            self.callback = jt.blas_callback(self.base)
 
-    def _loop(self):
+    def block(self, i):
+        return self.base + 8 * self.jt.BLOCK * i
+
+    def grow(self, helpers):
+        with self.lock:
+            while len(self.helpers) < min(helpers, MAX_HELPERS):
+                i = len(self.helpers)
+                self.ctl[self.jt.BLOCK * i + self.jt.STATE] = self.jt.IDLE
+                self.helpers.append([self.block(i), threading.Event(), None])
+                threading.Thread(target=self._loop, args=(i,), name=f"mixnn-cpu-{i + 1}", daemon=True).start()
+
+    def _loop(self, i):
+        jt = self.jt
+        block, wake = self.helpers[i][0], self.helpers[i][1]
+        wanted = jt.BLOCK * i + jt.WANTED
         while True:
-            with self.cond:
-                while self.pending is None:
-                    self.cond.wait()
-                job, self.pending = self.pending, None
-            job.work(1)
+            if jt.spin(block) == jt.PYTHON:
+                job, self.helpers[i][2] = self.helpers[i][2], None
+                job.work(i + 1)
+                jt.put(block, jt.STATE, jt.IDLE)
+                continue
+            # asleep: woken by running(), or polled for a GEMM that found no one (WANTED)
+            while not wake.wait(0.1) and not self.ctl[wanted]:
+                pass
+            wake.clear()
+            self.ctl[wanted] = 0
+            jt.put(block, jt.STATE, jt.IDLE)
 
-    def share(self, job):
-        with self.cond:
-            self.pending = job
-            self.cond.notify()
+    def wait_awake(self, timeout=2.0):
+        """Until every helper is in its loop (tests: a shared stage then really is shared)."""
+        import time
+        end = time.monotonic() + timeout
+        states = self.ctl.reshape(MAX_HELPERS, self.jt.BLOCK)[:len(self.helpers), self.jt.STATE]
+        while (states == self.jt.SLEEP).any() and time.monotonic() < end:
+            time.sleep(0.001)
+        return not (states == self.jt.SLEEP).any()
+
+    # -- a session's run -----------------------------------------------------------------
+    def enter(self):
+        with self.lock:
+            self.depth += 1
+            if self.depth > 1:
+                return
+            for k, (block, wake, _) in enumerate(self.helpers):
+                self.ctl[self.jt.BLOCK * k + self.jt.ACTIVE] = 1
+                wake.set()
+            if self.callback is not None and 1 < self.blas.threads() <= len(self.helpers) + 1:
+                self.blas.set_callback(self.callback.address)
+                self.installed = True
+
+    def exit(self):
+        with self.lock:
+            self.depth -= 1
+            if self.depth:
+                return
+            if self.installed:
+                self.blas.set_callback(None)
+                self.installed = False
+            for k in range(len(self.helpers)):
+                self.ctl[self.jt.BLOCK * k + self.jt.ACTIVE] = 0
+
+    # -- shared stages -------------------------------------------------------------------
+    def share(self, fn, items, workers):
+        jt = self.jt
+        claimed = [h for h in self.helpers[:workers - 1] if jt.try_claim(h[0])]
+        if not claimed:
+            for args in items:
+                fn(0, *args)
+            return
+        job = _Job(fn, items)
+        serial = self.blas.threads() if self.blas.set_threads is not None else 1
+        if serial != 1:
+            self.blas.set_threads(1)  # a shared stage's GEMMs run on one thread each
         try:
+            for h in claimed:
+                h[2] = job
+                jt.put(h[0], jt.STATE, jt.PYTHON)
             job.work(0)
         finally:
-            with self.cond:
-                if self.pending is job:  # the helper never came: take the job back
-                    self.pending = None
-            job.wait()
+            for h in claimed:
+                jt.wait_while(h[0], jt.PYTHON)
+            if serial != 1:
+                self.blas.set_threads(serial)
+        if job.error is not None:
+            raise job.error
 
 
-_helper = None
-_lock = threading.Lock()
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def pool_available():
+    """numba is there (its compiled loop is the helpers' idle loop). Not jit.available(): the
+    numpy paths share their stages through the pool too."""
+    return jit._numba() is not None
+
+
+def pool(threads=None):
+    """The process's pool, grown to `threads - 1` helpers (None when there can be none)."""
+    global _pool
+    if not pool_available():
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = Pool()
+    if threads and threads > 1:
+        _pool.grow(threads - 1)
+    return _pool
+
+
+class running:
+    """`with running(threads):` around a session's CPU work: the helpers spin instead of
+    sleeping and OpenBLAS's GEMMs go through the pool."""
+
+    def __init__(self, threads):
+        self.pool = pool(threads) if threads > 1 else None
+
+    def __enter__(self):
+        if self.pool is not None:
+            self.pool.enter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.exit()
 
 
 def chunks(fn, items, workers=2):
-    """fn(worker, *args) for each args in `items`; worker (0 = the caller, 1 = the helper)
-    tells which per-thread scratch to use. With workers == 1 or one item, all on the caller."""
-    global _helper
-    if workers < 2 or len(items) < 2:
+    """fn(worker, *args) for each args in `items`; worker (0 = the caller, k = helper k) tells
+    which per-thread scratch to use. With workers == 1, one item, no pool or no free helper,
+    all on the caller."""
+    p = _pool
+    if workers < 2 or len(items) < 2 or p is None or not p.helpers:
         for args in items:
             fn(0, *args)
         return
-    with _lock:
-        if _helper is None:
-            _helper = _Helper()
-        helper = _helper
-    if not helper.busy.acquire(blocking=False):
-        for args in items:
-            fn(0, *args)
-        return
-    job = _Job(fn, items)
-    try:
-        helper.share(job)
-    finally:
-        helper.busy.release()
-    if job.error is not None:
-        raise job.error
+    p.share(fn, items, workers)
 
 
 def split(fn, parts):

@@ -1,0 +1,180 @@
+"""Native parts of the CPU backend's thread pool (imported only when backends.cpu.jit.available()).
+
+A helper thread spends its idle time in `spin`, a compiled loop without the GIL that watches
+its control block: a small int64 array shared with the threads that hand it work. A job is
+either native -- a C function pointer and three arguments, called right there, which is how
+OpenBLAS's GEMM jobs run (`blas_callback`) -- or a Python job, for which `spin` returns and the
+helper runs it under the GIL. Hand-offs are atomic loads, stores and compare-and-swaps on the
+block (LLVM atomics through numba intrinsics), so a job reaches a spinning helper in well under
+a microsecond instead of the ~30-60 us of waking a sleeping thread (docs/cpu.md).
+
+Block layout (int64 slots; one block per helper, BLOCK slots = 128 bytes apart so that two
+helpers never share a cache line):
+  STATE   IDLE, CLAIMED (a caller owns the helper and is filling in the job), NATIVE, PYTHON,
+          SLEEP (the helper left `spin`; it waits on an Event in Python)
+  ACTIVE  non-zero while a session runs: the helper then never leaves `spin` to sleep
+  WANTED  set by a native caller that found the helper asleep (the Python side polls it)
+  FN, A, B, C   the native job: FN(int A, void *B, int C), OpenBLAS's dojob signature
+  DONE    native jobs this helper has run (written by the helper only; tests read it)
+"""
+import platform
+
+import numpy as np
+from llvmlite import ir
+from numba import cfunc, types
+from numba.extending import intrinsic
+
+from .jit import compile
+
+BLOCK = 16
+STATE, ACTIVE, WANTED, FN, A, B, C, DONE = 0, 1, 2, 3, 4, 5, 6, 7
+IDLE, CLAIMED, NATIVE, PYTHON, SLEEP = 0, 1, 2, 3, 4
+# Cycles (the CPU's time-stamp counter) an idle, inactive helper spins before it sleeps.
+SPIN_CYCLES = 1 << 24
+
+_I64 = ir.IntType(64)
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def _slot(builder, addr):
+    return builder.inttoptr(addr, _I64.as_pointer())
+
+
+@intrinsic
+def load(typingctx, addr):
+    """*addr with acquire ordering."""
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_slot(builder, args[0]), "acquire", 8)
+    return types.int64(types.int64), codegen
+
+
+@intrinsic
+def store(typingctx, addr, value):
+    """*addr = value with release ordering."""
+    def codegen(context, builder, sig, args):
+        builder.store_atomic(args[1], _slot(builder, args[0]), "release", 8)
+        return context.get_dummy_value()
+    return types.void(types.int64, types.int64), codegen
+
+
+@intrinsic
+def cas(typingctx, addr, old, new):
+    """Atomically: if *addr == old, *addr = new and 1; else 0."""
+    def codegen(context, builder, sig, args):
+        pair = builder.cmpxchg(_slot(builder, args[0]), args[1], args[2], "acq_rel", "acquire")
+        return builder.zext(builder.extract_value(pair, 1), _I64)
+    return types.int64(types.int64, types.int64, types.int64), codegen
+
+
+def _intrinsic_fn(builder, name, ret, params):
+    fn = builder.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(builder.module, ir.FunctionType(ret, params), name)
+    return fn
+
+
+@intrinsic
+def pause(typingctx):
+    """The spin-wait hint (x86 PAUSE): frees the core's shared resources while waiting."""
+    def codegen(context, builder, sig, args):
+        if _X86:
+            builder.call(_intrinsic_fn(builder, "llvm.x86.sse2.pause", ir.VoidType(), []), [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (RDTSC on x86)."""
+    def codegen(context, builder, sig, args):
+        return builder.call(_intrinsic_fn(builder, "llvm.readcyclecounter", _I64, []), [])
+    return types.int64(), codegen
+
+
+@intrinsic
+def address(typingctx, ptr):
+    def codegen(context, builder, sig, args):
+        return builder.ptrtoint(args[0], _I64)
+    return types.int64(types.voidptr), codegen
+
+
+@intrinsic
+def call_job(typingctx, fn, a, b, c):
+    """fn(int a, void *b, int c) through a function pointer held as an integer."""
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i32, ir.IntType(8).as_pointer(), i32])
+        target = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(target, [builder.trunc(args[1], i32), builder.inttoptr(args[2], ir.IntType(8).as_pointer()),
+                              builder.trunc(args[3], i32)])
+        return context.get_dummy_value()
+    return types.void(types.int64, types.int64, types.int64, types.int64), codegen
+
+
+@compile()
+def spin(block):
+    """A helper's idle loop: runs native jobs as they come; returns PYTHON when a Python job is
+    posted, SLEEP once it has been idle SPIN_CYCLES while its session is inactive."""
+    since = cycles()
+    while True:
+        state = load(block)
+        if state == NATIVE:
+            call_job(load(block + 8 * FN), load(block + 8 * A), load(block + 8 * B), load(block + 8 * C))
+            store(block + 8 * DONE, load(block + 8 * DONE) + 1)
+            store(block, IDLE)
+            since = cycles()
+        elif state == PYTHON:
+            return PYTHON
+        else:
+            pause()
+            if state == IDLE and load(block + 8 * ACTIVE) == 0 and cycles() - since > SPIN_CYCLES:
+                if cas(block, IDLE, SLEEP):
+                    return SLEEP
+
+
+@compile()
+def try_claim(block):
+    """1 if the helper was idle and is now the caller's (CLAIMED), else 0."""
+    return cas(block, IDLE, CLAIMED)
+
+
+@compile()
+def put(block, slot, value):
+    store(block + 8 * slot, value)
+
+
+@compile()
+def wait_while(block, state):
+    """Spin (without the GIL) until the helper's state is no longer `state`."""
+    while load(block) == state:
+        pause()
+
+
+def blas_callback(blocks):
+    """OpenBLAS's threads callback (openblas_set_threads_callback_function): job 0 on the
+    calling thread, job j on helper j-1 (the block at blocks + j-1 blocks), all at once -- a threaded GEMM's jobs wait for each
+    other's packed panels, so they must run concurrently; a caller waits for a busy helper and
+    flags a sleeping one (WANTED). The pool never lets OpenBLAS run more threads than it has
+    helpers + 1 while this is installed. Compiled per pool: the blocks' address is a constant."""
+    stride = 8 * BLOCK
+
+    @cfunc(types.void(types.int32, types.voidptr, types.int32, types.uintp, types.voidptr, types.int32))
+    def callback(sync, dojob, numjobs, elsize, jobdata, dojob_data):
+        fn, data = address(dojob), address(jobdata)
+        for j in range(1, numjobs):
+            block = blocks + stride * (j - 1)
+            while not cas(block, IDLE, CLAIMED):
+                if load(block) == SLEEP:
+                    store(block + 8 * WANTED, 1)
+                pause()
+            store(block + 8 * FN, fn)
+            store(block + 8 * A, j)
+            store(block + 8 * B, data + j * np.int64(elsize))
+            store(block + 8 * C, dojob_data)
+            store(block, NATIVE)
+        call_job(fn, 0, data, dojob_data)
+        for j in range(1, numjobs):
+            block = blocks + stride * (j - 1)
+            while load(block) == NATIVE:
+                pause()
+    return callback

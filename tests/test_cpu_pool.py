@@ -1,0 +1,123 @@
+"""The CPU backend's thread pool (backends/cpu/parallel.py, jit_threads.py): OpenBLAS's GEMM
+jobs and the executors' shared stages on the same helper threads. Results are checked against
+float64 products and single-threaded sessions; a pool that deadlocks fails by timeout."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import engine
+from backends.cpu import parallel
+from conftest import need_numba
+from engine import zoo
+
+
+@pytest.fixture
+def pool():
+    need_numba()
+    with parallel.running(2) as run:
+        assert run.pool.wait_awake()
+        yield run.pool
+
+
+def native_jobs(pool):
+    jt = pool.jt
+    return int(pool.ctl[jt.DONE])  # helper 1's count
+
+
+def test_blas_gemms_run_on_the_helper(pool):
+    if parallel.blas().set_callback is None:
+        pytest.skip("this OpenBLAS has no openblas_set_threads_callback_function (OpenBLAS < 0.3.27)")
+    if parallel.blas().threads() != 2:
+        pytest.skip("BLAS is not on two threads here")  # pragma: no cover - the pool follows BLAS's count
+    assert pool.installed
+    rng = np.random.default_rng(0)
+    before = native_jobs(pool)
+    for m, k, n in [(256, 1152, 196), (24, 96, 3000), (300, 301, 302), (7, 5, 3)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        ref = a.astype(np.float64) @ b
+        np.testing.assert_allclose(a @ b, ref, rtol=1e-4, atol=1e-3 * np.sqrt(k))
+    assert native_jobs(pool) > before, "no GEMM job reached the helper"
+
+
+def test_callback_only_while_running():
+    need_numba()
+    p = parallel.pool(2)
+    with parallel.running(2):
+        inside = p.installed
+    assert not p.installed
+    if parallel.blas().set_callback is not None and parallel.blas().threads() == 2:
+        assert inside
+
+
+def test_chunks_use_both_threads(pool):
+    workers = []
+
+    def item(worker, k):
+        time.sleep(0.002)  # releases the GIL: the helper can take items meanwhile
+        workers.append((worker, k))
+    parallel.chunks(item, [(k,) for k in range(20)])
+    assert sorted(k for _, k in workers) == list(range(20))
+    assert {w for w, _ in workers} == {0, 1}
+
+
+def test_shared_stage_runs_blas_on_one_thread(pool):
+    before, seen = parallel.blas().threads(), []
+    parallel.chunks(lambda worker, k: (time.sleep(0.002), seen.append(parallel.blas().threads())),
+                    [(k,) for k in range(6)])
+    assert set(seen) == {1}
+    assert parallel.blas().threads() == before  # restored after the stage
+
+
+def test_shared_stage_reraises_and_pool_survives(pool):
+    def boom(worker, k):
+        time.sleep(0.001)
+        if k == 3:
+            raise ValueError("item 3 failed")
+    with pytest.raises(ValueError, match="item 3 failed"):
+        parallel.chunks(boom, [(k,) for k in range(8)])
+    test_chunks_use_both_threads(pool)
+
+
+def test_helper_sleeps_when_idle_and_wakes_for_a_run():
+    need_numba()
+    p = parallel.pool(2)
+    jt = p.jt
+    with parallel.running(2):
+        assert p.wait_awake()
+    deadline = time.monotonic() + 5
+    while p.ctl[jt.STATE] != jt.SLEEP and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert p.ctl[jt.STATE] == jt.SLEEP, "an idle helper outside any run keeps spinning"
+    with parallel.running(2):
+        assert p.wait_awake()
+
+
+def test_sessions_in_two_threads_at_once():
+    """Two sessions run concurrently from two Python threads, both with threads=2: they share
+    one helper; every result matches a one-thread session's."""
+    need_numba()
+    name = "resnet18"
+    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    ref = engine.InferenceSession(zoo.path(name), backend="cpu", threads=1).run(None, {"input": x})[0]
+    results, errors = [], []
+
+    def worker():
+        try:
+            s = engine.InferenceSession(zoo.path(name), backend="cpu", threads=2)
+            for _ in range(3):
+                results.append(s.run(None, {"input": x})[0])
+        except BaseException as e:  # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "sessions sharing the pool deadlocked"
+    assert not errors, errors
+    assert len(results) == 6
+    for r in results:
+        np.testing.assert_allclose(r, ref, rtol=1e-3, atol=1e-3)
