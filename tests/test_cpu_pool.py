@@ -121,3 +121,18 @@ def test_sessions_in_two_threads_at_once():
     assert len(results) == 6
     for r in results:
         np.testing.assert_allclose(r, ref, rtol=1e-3, atol=1e-3)
+
+
+def test_caller_held_on_one_cpu_only_during_a_run():
+    """During a run the caller stays on one CPU and the helper on the others (see
+    Pool._place); after it, the caller's own CPU set is back."""
+    import os
+    need_numba()
+    mine = os.sched_getaffinity(0)
+    p = parallel.pool(2)
+    with parallel.running(2):
+        inside = os.sched_getaffinity(0)
+        helper = os.sched_getaffinity(p.threads[0].native_id)
+    assert os.sched_getaffinity(0) == mine
+    if len(mine) >= 2:
+        assert len(inside) == 1 and inside <= mine and not (inside & helper)

@@ -11,9 +11,8 @@ a microsecond instead of the ~30-60 us of waking a sleeping thread (docs/cpu.md)
 Block layout (int64 slots; one block per helper, BLOCK slots = 128 bytes apart so that two
 helpers never share a cache line):
   STATE   IDLE, CLAIMED (a caller owns the helper and is filling in the job), NATIVE, PYTHON,
-          SLEEP (the helper left `spin`; it waits on an Event in Python)
-  ACTIVE  non-zero while a session runs: the helper then never leaves `spin` to sleep
-  WANTED  set by a native caller that found the helper asleep (the Python side polls it)
+          SLEEP (the helper waits on a futex on this word; `wake` moves it back to IDLE)
+  ACTIVE  non-zero while a session runs: the helper then spins and never sleeps
   FN, A, B, C   the native job: FN(int A, void *B, int C), OpenBLAS's dojob signature
   DONE    native jobs this helper has run (written by the helper only; tests read it)
 """
@@ -27,13 +26,17 @@ from numba.extending import intrinsic
 from .jit import compile
 
 BLOCK = 16
-STATE, ACTIVE, WANTED, FN, A, B, C, DONE = 0, 1, 2, 3, 4, 5, 6, 7
+STATE, ACTIVE, FN, A, B, C, DONE = 0, 1, 3, 4, 5, 6, 7
 IDLE, CLAIMED, NATIVE, PYTHON, SLEEP = 0, 1, 2, 3, 4
 # Cycles (the CPU's time-stamp counter) an idle, inactive helper spins before it sleeps.
 SPIN_CYCLES = 1 << 24
+SPINS_BEFORE_YIELD = 256
 
 _I64 = ir.IntType(64)
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+# Linux's futex syscall number (the pool sleeps on a futex: parallel.pool_available()).
+SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
+FUTEX_WAIT, FUTEX_WAKE = 128, 129  # the _PRIVATE forms: one process
 
 
 def _slot(builder, addr):
@@ -69,7 +72,7 @@ def cas(typingctx, addr, old, new):
 def _intrinsic_fn(builder, name, ret, params):
     fn = builder.module.globals.get(name)
     if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(ret, params), name)
+        fn = ir.Function(builder.module, ir.FunctionType(ret, params, var_arg=name == "syscall"), name)
     return fn
 
 
@@ -81,6 +84,55 @@ def pause(typingctx):
             builder.call(_intrinsic_fn(builder, "llvm.x86.sse2.pause", ir.VoidType(), []), [])
         return context.get_dummy_value()
     return types.void(), codegen
+
+
+@intrinsic
+def yield_cpu(typingctx):
+    """sched_yield(): another runnable thread gets this core (0.5 us when there is none)."""
+    def codegen(context, builder, sig, args):
+        builder.call(_intrinsic_fn(builder, "sched_yield", ir.IntType(32), []), [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@intrinsic
+def _sched_getcpu(typingctx):
+    def codegen(context, builder, sig, args):
+        return builder.sext(builder.call(_intrinsic_fn(builder, "sched_getcpu", ir.IntType(32), []), []), _I64)
+    return types.int64(), codegen
+
+
+@compile()
+def current_cpu():
+    """The CPU the calling thread runs on (sched_getcpu)."""
+    return _sched_getcpu()
+
+
+@compile(inline=True)
+def relax(spins):
+    """One step of a wait: PAUSE for the first SPINS_BEFORE_YIELD steps, then sched_yield, so
+    that a waiting thread hands its core to runnable ones (another runtime's pool in the same
+    process, the thread being waited for): spinning on PAUSE alone made every mixnn model
+    2-16x slower in `mixnn bench`, next to onnxruntime's and MNN's threads."""
+    if spins < SPINS_BEFORE_YIELD:
+        pause()
+    else:
+        yield_cpu()
+    return spins + 1
+
+
+@intrinsic
+def futex(typingctx, addr, op, value):
+    """syscall(SYS_futex, addr, op, value, NULL): sleep while the 32-bit word at addr equals
+    value (FUTEX_WAIT_PRIVATE), or wake that many sleepers (FUTEX_WAKE_PRIVATE). The word is
+    the low half of a STATE slot (little-endian)."""
+    def codegen(context, builder, sig, args):
+        fn = _intrinsic_fn(builder, "syscall", _I64, [_I64])
+        if not fn.function_type.var_arg:  # pragma: no cover - declared once per module below
+            raise AssertionError("syscall must be variadic")
+        zero = ir.Constant(_I64, 0)
+        return builder.call(fn, [ir.Constant(_I64, SYS_FUTEX), args[0], args[1], args[2], zero, zero, zero])
+    return types.int64(types.int64, types.int64, types.int64), codegen
 
 
 @intrinsic
@@ -113,23 +165,34 @@ def call_job(typingctx, fn, a, b, c):
 
 @compile()
 def spin(block):
-    """A helper's idle loop: runs native jobs as they come; returns PYTHON when a Python job is
-    posted, SLEEP once it has been idle SPIN_CYCLES while its session is inactive."""
-    since = cycles()
+    """A helper's idle loop: runs native jobs as they come and returns PYTHON when a Python
+    job is posted. Idle for SPIN_CYCLES while its session is inactive, it sleeps on a futex
+    (state SLEEP) until `wake` -- in native code, so that waking it does not wait for the GIL
+    (a helper asleep in Python took 6-20 ms to wake while the caller ran Python code)."""
+    since, spins = cycles(), 0
     while True:
         state = load(block)
         if state == NATIVE:
             call_job(load(block + 8 * FN), load(block + 8 * A), load(block + 8 * B), load(block + 8 * C))
             store(block + 8 * DONE, load(block + 8 * DONE) + 1)
             store(block, IDLE)
-            since = cycles()
+            since, spins = cycles(), 0
         elif state == PYTHON:
             return PYTHON
         else:
-            pause()
+            spins = relax(spins)
             if state == IDLE and load(block + 8 * ACTIVE) == 0 and cycles() - since > SPIN_CYCLES:
                 if cas(block, IDLE, SLEEP):
-                    return SLEEP
+                    while load(block) == SLEEP:
+                        futex(block, FUTEX_WAIT, SLEEP)
+                    since, spins = cycles(), 0
+
+
+@compile()
+def wake(block):
+    """Wake a sleeping helper (a no-op for one that is awake)."""
+    if cas(block, SLEEP, IDLE):
+        futex(block, FUTEX_WAKE, 1)
 
 
 @compile()
@@ -146,16 +209,18 @@ def put(block, slot, value):
 @compile()
 def wait_while(block, state):
     """Spin (without the GIL) until the helper's state is no longer `state`."""
+    spins = 0
     while load(block) == state:
-        pause()
+        spins = relax(spins)
 
 
 def blas_callback(blocks):
     """OpenBLAS's threads callback (openblas_set_threads_callback_function): job 0 on the
-    calling thread, job j on helper j-1 (the block at blocks + j-1 blocks), all at once -- a threaded GEMM's jobs wait for each
-    other's packed panels, so they must run concurrently; a caller waits for a busy helper and
-    flags a sleeping one (WANTED). The pool never lets OpenBLAS run more threads than it has
-    helpers + 1 while this is installed. Compiled per pool: the blocks' address is a constant."""
+    calling thread, job j on helper j-1 (block j-1 from `blocks`), all at once -- a threaded
+    GEMM's jobs wait for each other's packed panels, so they must run concurrently; a caller
+    waits for a busy helper and wakes a sleeping one. The pool never lets OpenBLAS run more
+    threads than it has helpers + 1 while this is installed. Compiled per pool: the blocks'
+    address is a constant."""
     stride = 8 * BLOCK
 
     @cfunc(types.void(types.int32, types.voidptr, types.int32, types.uintp, types.voidptr, types.int32))
@@ -163,10 +228,11 @@ def blas_callback(blocks):
         fn, data = address(dojob), address(jobdata)
         for j in range(1, numjobs):
             block = blocks + stride * (j - 1)
+            spins = 0
             while not cas(block, IDLE, CLAIMED):
-                if load(block) == SLEEP:
-                    store(block + 8 * WANTED, 1)
-                pause()
+                if cas(block, SLEEP, IDLE):
+                    futex(block, FUTEX_WAKE, 1)
+                spins = relax(spins)
             store(block + 8 * FN, fn)
             store(block + 8 * A, j)
             store(block + 8 * B, data + j * np.int64(elsize))
@@ -175,6 +241,7 @@ def blas_callback(blocks):
         call_job(fn, 0, data, dojob_data)
         for j in range(1, numjobs):
             block = blocks + stride * (j - 1)
+            spins = 0
             while load(block) == NATIVE:
-                pause()
+                spins = relax(spins)
     return callback

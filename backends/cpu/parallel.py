@@ -7,7 +7,8 @@ a Python helper next to OpenBLAS's pool turned MobileNetV2's 9 ms into 20-160 ms
 (docs/cpu.md). onnxruntime and MNN run everything on one pool; so does mixnn now:
 
 * `Pool` keeps `threads - 1` helper threads. Idle, a helper spins in compiled code without the
-  GIL (jit_threads.spin) -- for as long as a session runs, and SPIN_CYCLES after -- then sleeps.
+  GIL (jit_threads.spin) -- for as long as a session runs, and SPIN_CYCLES after -- then sleeps
+  on a futex, from which a run's start wakes it without needing the GIL.
 * While a session runs (`running()`), OpenBLAS hands its threaded GEMMs' jobs to the pool
   (openblas_set_threads_callback_function, in OpenBLAS since 0.3.27): job 0 on the calling
   thread, the others on the helpers, a hand-off of well under a microsecond.
@@ -17,13 +18,15 @@ a Python helper next to OpenBLAS's pool turned MobileNetV2's 9 ms into 20-160 ms
   or asleep is not waited for: the caller then does every item itself. GEMMs inside a shared
   stage run on one thread each (BLAS is set to one thread for the stage).
 
-Without numba (MIXNN_JIT=0), or with an OpenBLAS that lacks the callback, there is no pool:
-OpenBLAS keeps its own threads and the executors run their stages on the calling thread.
+Without numba (MIXNN_JIT=0) or off Linux there is no pool: OpenBLAS keeps its own threads and
+the executors run their stages on the calling thread. With an OpenBLAS that lacks the callback,
+OpenBLAS keeps its threads and the pool only shares the stages.
 MIXNN_SERIAL_BLAS=1 keeps BLAS on one thread for machines whose cores are shared with other
 processes (a descheduled BLAS worker stalls every GEMM for a time slice, docs/cpu.md); the
 pool's helpers still share the stages then.
 """
 import os
+import sys
 import threading
 
 import numpy as np
@@ -156,7 +159,14 @@ class Pool:
         self.ctl = raw[skip:skip + jt.BLOCK * MAX_HELPERS]
         self.ctl.reshape(MAX_HELPERS, jt.BLOCK)[:, jt.STATE] = jt.SLEEP  # no thread behind them yet
         self.base = int(self.ctl.ctypes.data)
-        self.helpers = []   # per helper: [block address, Event, pending job, active count]
+        self.helpers = []
+        self.threads = []
+        try:
+            self.cpus = frozenset(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self.cpus = frozenset()
+        self.caller_cpu = None
+        self.saved = None  # (thread, its CPU set) while the caller is held on one CPU (_place)
         self.lock = threading.Lock()
         self.depth = 0
         self.installed = False
@@ -173,25 +183,19 @@ class Pool:
             while len(self.helpers) < min(helpers, MAX_HELPERS):
                 i = len(self.helpers)
                 self.ctl[self.jt.BLOCK * i + self.jt.STATE] = self.jt.IDLE
-                self.helpers.append([self.block(i), threading.Event(), None])
-                threading.Thread(target=self._loop, args=(i,), name=f"mixnn-cpu-{i + 1}", daemon=True).start()
+                self.helpers.append([self.block(i), None])  # block address, pending Python job
+                t = threading.Thread(target=self._loop, args=(i,), name=f"mixnn-cpu-{i + 1}", daemon=True)
+                t.start()
+                self.threads.append(t)
+            self.caller_cpu = None  # place the new ones at the next run
 
     def _loop(self, i):
-        jt = self.jt
-        block, wake = self.helpers[i][0], self.helpers[i][1]
-        wanted = jt.BLOCK * i + jt.WANTED
+        jt, h = self.jt, self.helpers[i]
         while True:
-            if jt.spin(block) == jt.PYTHON:
-                job, self.helpers[i][2] = self.helpers[i][2], None
-                job.work(i + 1)
-                jt.put(block, jt.STATE, jt.IDLE)
-                continue
-            # asleep: woken by running(), or polled for a GEMM that found no one (WANTED)
-            while not wake.wait(0.1) and not self.ctl[wanted]:
-                pass
-            wake.clear()
-            self.ctl[wanted] = 0
-            jt.put(block, jt.STATE, jt.IDLE)
+            jt.spin(h[0])  # returns for a Python job only; sleeps and wakes in native code
+            job, h[1] = h[1], None
+            job.work(i + 1)
+            jt.put(h[0], jt.STATE, jt.IDLE)
 
     def wait_awake(self, timeout=2.0):
         """Until every helper is in its loop (tests: a shared stage then really is shared)."""
@@ -208,18 +212,53 @@ class Pool:
             self.depth += 1
             if self.depth > 1:
                 return
-            for k, (block, wake, _) in enumerate(self.helpers):
+            self._place()
+            for k, (block, _) in enumerate(self.helpers):
                 self.ctl[self.jt.BLOCK * k + self.jt.ACTIVE] = 1
-                wake.set()
+                self.jt.wake(block)
             if self.callback is not None and 1 < self.blas.threads() <= len(self.helpers) + 1:
                 self.blas.set_callback(self.callback.address)
                 self.installed = True
+
+    def _place(self):
+        """Keep the caller and the helpers on different CPUs for the run. Linux wakes a thread
+        on its waker's CPU: a helper woken at a run's start, and the caller woken when the
+        helper gave back the GIL, ended up sharing one core while the other idled, stalling
+        GEMMs for 4-16 ms until the load balancer moved one (SqueezeNet 7 -> 25-80 ms for a run
+        after 0.15 s idle, as `mixnn bench` runs; keeping only the helpers off the caller's
+        CPU was not enough). So the caller is held on its current CPU until `exit`, and the
+        helpers may run on every other CPU the process may use."""
+        self.saved = None
+        if len(self.cpus) < 2:
+            return
+        cpu = self.jt.current_cpu()
+        try:
+            mine = os.sched_getaffinity(0)
+            if cpu not in mine or len(mine) < 2:
+                return
+            os.sched_setaffinity(0, {cpu})
+            self.saved = threading.get_native_id(), mine
+        except OSError:  # affinity is not ours to set here: leave the scheduler to it
+            return
+        if cpu != self.caller_cpu:
+            self.caller_cpu = cpu
+            for t in self.threads:
+                try:
+                    os.sched_setaffinity(t.native_id, self.cpus - {cpu})
+                except OSError:
+                    pass
 
     def exit(self):
         with self.lock:
             self.depth -= 1
             if self.depth:
                 return
+            if self.saved is not None:
+                try:  # the thread that entered first: another one may be the last to leave
+                    os.sched_setaffinity(*self.saved)
+                except OSError:
+                    pass
+                self.saved = None
             if self.installed:
                 self.blas.set_callback(None)
                 self.installed = False
@@ -240,7 +279,7 @@ class Pool:
             self.blas.set_threads(1)  # a shared stage's GEMMs run on one thread each
         try:
             for h in claimed:
-                h[2] = job
+                h[1] = job
                 jt.put(h[0], jt.STATE, jt.PYTHON)
             job.work(0)
         finally:
@@ -257,9 +296,12 @@ _pool_lock = threading.Lock()
 
 
 def pool_available():
-    """numba is there (its compiled loop is the helpers' idle loop). Not jit.available(): the
-    numpy paths share their stages through the pool too."""
-    return jit._numba() is not None
+    """numba is there (its compiled loop is the helpers' idle loop; not jit.available(): the
+    numpy paths share their stages through the pool too) on Linux (they sleep on a futex)."""
+    if jit._numba() is None or not sys.platform.startswith("linux"):
+        return False
+    from . import jit_threads
+    return jit_threads.SYS_FUTEX is not None
 
 
 def pool(threads=None):
