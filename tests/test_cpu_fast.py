@@ -157,15 +157,12 @@ def test_depthwise_short_images(x_shape, attrs, jit_on):
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid"])
-def test_compiled_depthwise_two_threads(monkeypatch, act):
-    """Channel ranges claimed by two threads give the same result, with every fused activation."""
-    need_numba()
+def test_compiled_depthwise_two_threads(two_threads, monkeypatch, act):
+    """Channel halves on two threads give the same result, with every fused activation."""
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
-    monkeypatch.setattr(depthwise, "threads_of", lambda backend: 2)
-    monkeypatch.setattr(depthwise, "helper_allowed", lambda backend: True)
     exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
                      "CompiledDepthwise", act=act)
-    assert len(exe.ranges) == 2 * depthwise.JIT_PARTS_PER_THREAD
+    assert len(exe.ranges) == 2 and len(exe.jobs) == 2
 
 
 def test_compiled_depthwise_propagates_nan():

@@ -8,7 +8,6 @@ import pytest
 from onnx import helper
 
 from backends.cpu import depthwise
-from conftest import need_numba
 from oracle import assert_close, ort_run
 from test_cpu_fast import F32, activation_nodes, check_conv, onnx_model, run_executor
 from engine.ir import Node
@@ -56,12 +55,9 @@ def test_activations(act, bias, stride, jit_on):
                "DepthwiseConv", act=act, bias=bias)
 
 
-def test_channel_ranges_cross_groups(monkeypatch):
+def test_channel_ranges_cross_groups(two_threads, monkeypatch):
     """Ranges of the executor's threads that start and end inside a block of channels."""
-    need_numba()
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
-    monkeypatch.setattr(depthwise, "threads_of", lambda backend: 2)
-    monkeypatch.setattr(depthwise, "helper_allowed", lambda backend: True)
     exe = check_conv((1, 101, 7, 7), (101, 1, 3, 3), {"group": 101, "pads": [1, 1, 1, 1]},
                      "CompiledDepthwise", act="Clip")
     assert any(a % 41 for a, _ in exe.ranges)  # 41 channels of 7x7 share a 2048-float block

@@ -136,3 +136,21 @@ def test_caller_held_on_one_cpu_only_during_a_run():
     assert os.sched_getaffinity(0) == mine
     if len(mine) >= 2:
         assert len(inside) == 1 and inside <= mine and not (inside & helper)
+
+
+@pytest.mark.parametrize("x_shape, attrs", [
+    ((2, 12, 17, 15), {"group": 12, "pads": [1, 1, 1, 1]}),
+    ((1, 7, 19, 22), {"group": 7, "pads": [2, 1, 2, 1], "strides": [2, 2]}),
+])
+def test_depthwise_halves_as_one_native_job(two_threads, monkeypatch, x_shape, attrs):
+    """The compiled depthwise's channel halves, one on the caller and one on the helper
+    (parallel.pair), match onnxruntime; the helper really ran its half."""
+    from backends.cpu import depthwise
+    from test_cpu_fast import check_conv
+    monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
+    before = native_jobs(two_threads)
+    c = x_shape[1]
+    k = 5 if attrs.get("strides") else 3
+    exe = check_conv(x_shape, (c, 1, k, k), attrs, "DepthwiseConv", act="Relu")
+    assert type(exe).__name__ == "CompiledDepthwise" and len(exe.jobs) == x_shape[0]
+    assert native_jobs(two_threads) > before

@@ -42,6 +42,12 @@ PHASED_WASTE = 4
 PHASED_BAND_BYTES = 4 << 20
 PHASED_BAND_MIN = 1 << 20
 PHASED_MIN_COLUMNS = 1024
+# With the thread pool (parallel.py), the phased path's bands -- phase planes, columns, GEMM on
+# one thread, crop -- are shared by two threads from this many multiply-adds (2 threads:
+# YOLOv8n's 3->16 @320 0.63 -> 0.49 ms, 16->32 @160 1.04 -> 0.74; ResNet-18's stem 2.2 ->
+# 1.9). The other im2col layers and the 1x1 GEMMs are not: with OpenBLAS splitting their GEMM
+# through the pool they lost nothing, and chunking them cost 10-60% (GIL hand-offs, docs/cpu.md).
+PHASED_SHARE_MACS = 1 << 20
 # A GEMM shared by two threads is cut into this many column chunks (claimed dynamically, so a
 # descheduled thread's share is taken by the other), each a multiple of CHUNK_ALIGN columns.
 GEMM_CHUNKS = 2
@@ -327,16 +333,17 @@ class Im2colConv(ConvCPU):
         self.w = self.prepared("im2col", self._pack)
         self.wq = g.ow + (g.kw - 1) * g.dw // g.sw   # a phase plane's width (jit_im2col)
         self.phased = jit.available() and phased(self.wq - g.ow, g.ow, self.mg)
+        # Two threads take bands in turn, each with its own columns.
+        self.workers = gemm_workers(backend, g.m * self.kd * g.oh * g.ow, PHASED_SHARE_MACS if self.phased else None)
         if self.phased:  # columns and GEMM rows of a band in L2 until cropped, but not too thin
             per_row = 4 * (g.group * (self.kd + 1) + g.m) * self.wq
-            budget = min(PHASED_BAND_BYTES, max(PHASED_BAND_MIN, self.out_floats * 4))
+            # shared: the threads' bands together no larger than one thread's (the arena)
+            budget = min(PHASED_BAND_BYTES, max(PHASED_BAND_MIN, self.out_floats * 4)) // self.workers
             rows = min(max(budget // per_row, -(-PHASED_MIN_COLUMNS // self.wq)),
                        COLS_BUDGET // per_row)
         else:
             rows = COLS_BUDGET // (4 * g.group * (self.kd + 1) * g.ow)
         self.band = max(1, min(g.oh, rows))
-        # Two threads take bands in turn, each with its own columns.
-        self.workers = gemm_workers(backend, g.m * self.kd * g.oh * g.ow)
         if self.workers > 1:
             self.band = min(self.band, -(-g.oh // GEMM_CHUNKS))
         self.pad = PaddedInput(g) if g.padded and not self.phased else None

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import jit
 from .conv import ConvCPU
-from .parallel import chunks, helper_allowed, serial_blas, split, threads_of, worth_splitting
+from .parallel import helper_allowed, pair, serial_blas, split, worth_splitting
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 1 << 20
@@ -34,11 +34,10 @@ ROW_MIN = 256
 ROW_WASTE = 1.5
 
 
-# With the compiled kernel (jit_depthwise.py), the channels are cut into this many ranges per
-# thread, claimed dynamically so that a descheduled thread's share goes to the other one; and
-# a layer of fewer output floats than JIT_SPLIT_MIN runs on one thread (waking the helper
-# costs ~20 us).
-JIT_PARTS_PER_THREAD = 4
+# With the compiled kernel (jit_depthwise.py) and the thread pool, a layer of at least
+# JIT_SPLIT_MIN output floats is cut into two channel halves run at once by the caller and the
+# pool's helper as one native job (parallel.pair: ~1 us to hand over, against 20-80 us for the
+# GIL hand-offs of 8 Python-claimed ranges, which got 1.3-1.6x on MobileNetV2's layers).
 JIT_SPLIT_MIN = 1 << 15
 
 
@@ -63,11 +62,8 @@ class CompiledDepthwise(ConvCPU):
         self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
         act, self.after = jit_epilogue.params(self.epilogue)
         self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl) + act
-        split = helper_allowed(backend) and self.out_floats >= JIT_SPLIT_MIN
-        parts = threads_of(backend) * JIT_PARTS_PER_THREAD if split else 1
-        cuts = sorted({g.m * k // parts for k in range(parts + 1)})
-        self.ranges = list(zip(cuts, cuts[1:]))
-        self.workers = 2 if parts > 1 else 1
+        self.workers = 2 if helper_allowed(backend) and self.out_floats >= JIT_SPLIT_MIN and g.m >= 2 else 1
+        self.ranges = [(g.m * k // self.workers, g.m * (k + 1) // self.workers) for k in range(self.workers)]
         # The kernel's scratch (phase planes or shifted copies), one per thread.
         self.work_floats = int(jit_depthwise.work_floats(g.c, g.h, g.w, g.m, g.oh, g.ow, g.kh, g.kw,
                                                          g.sh, g.sw, g.dh, g.dw, g.pl))
@@ -82,16 +78,24 @@ class CompiledDepthwise(ConvCPU):
         super().bind(inputs, outputs, scratch)
         n = self.work_floats
         self.work = [self.flat[k * n:(k + 1) * n] for k in range(self.workers)]
+        self.jobs = []
+        if self.workers == 2:  # per image: both halves' argument blocks, and their addresses
+            from .jit_depthwise import depthwise_job, pack_job
+            x, out = self.inputs[0], self.outputs[0]
+            blocks = [tuple(pack_job(x[n], self.w, self.b, out[n], a, b, self.params, self.work[k])
+                            for k, (a, b) in enumerate(self.ranges)) for n in range(self.g.n)]
+            self.jobs = [(depthwise_job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in blocks]
+            self._blocks = blocks  # kept alive: the jobs hold their addresses
 
     def run(self):
         x, out = self.inputs[0], self.outputs[0]
         for n in range(self.g.n):
-            chunks(self._range, [(x[n], out[n], a, b) for a, b in self.ranges], self.workers)
+            if self.jobs:
+                pair(*self.jobs[n])
+            else:
+                self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, self.work[0])
             if self.after:
                 self.epilogue.activate(out[n], self.image_tmp(out[n]))
-
-    def _range(self, worker, x, y, first, last):
-        self.kernel(x, self.w, self.b, y, first, last, *self.params, self.work[worker])
 
 
 class NumpyDepthwise(ConvCPU):

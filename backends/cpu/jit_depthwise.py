@@ -25,9 +25,10 @@ P[(i*dh) % sh, (j*dw) % sw, oy + (i*dh) // sh, ox + (j*dw) // sw]; outputs are c
 the planes' pitch, the columns past OW wasted, and copied into y.
 """
 import numpy as np
-from numba import uint64
+from numba import carray, cfunc, int64, types, uint64
 
-from .jit import compile
+from .jit import FASTMATH, compile
+from .jit_threads import address, f32_at, f64_at
 from .jit_epilogue import activate
 
 # Outputs per block: each block goes through all tap passes while it is in L1 (8 KB).
@@ -319,3 +320,33 @@ def phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi,
         out = y[ch]
         for oy in range(oh):
             _copy(out[oy], acc[oy * cols:oy * cols + ow])
+
+
+# A half of a layer as a native job (depthwise_job): float64 slots, addresses and sizes exact.
+# (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
+ARGS = 28
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def depthwise_job(part, args, unused):
+    """depthwise() on the arguments packed by pack_job: the pool's helper runs it through a
+    function pointer (parallel.pair), without the GIL."""
+    a = carray(f64_at(address(args)), (ARGS,))
+    c, h, wd, m, kk, oh, ow = int64(a[1]), int64(a[2]), int64(a[3]), int64(a[5]), int64(a[6]), int64(a[9]), int64(a[10])
+    x = carray(f32_at(int64(a[0])), (c, h, wd))
+    w = carray(f32_at(int64(a[4])), (m, kk))
+    b = carray(f32_at(int64(a[7])), (m,))
+    y = carray(f32_at(int64(a[8])), (m, oh, ow))
+    work = carray(f32_at(int64(a[26])), (int64(a[27]),))
+    depthwise(x, w, b, y, int64(a[11]), int64(a[12]), int64(a[13]), int64(a[14]), int64(a[15]), int64(a[16]),
+              int64(a[17]), int64(a[18]), int64(a[19]), int64(a[20]), int64(a[21]), a[22], a[23], a[24], a[25], work)
+
+
+def pack_job(x, w, b, y, first, last, params, work):
+    """The float64 argument block of depthwise_job for channels [first, last) (arrays
+    C-contiguous float32; they must outlive every run of the job: arena views)."""
+    for arr in (x, w, b, y, work):
+        assert arr.dtype == np.float32 and arr.flags.c_contiguous
+    return np.array([x.ctypes.data, *x.shape, w.ctypes.data, *w.shape, b.ctypes.data, y.ctypes.data,
+                     *y.shape[1:], first, last, *params, work.ctypes.data, work.size], np.float64)

@@ -195,6 +195,42 @@ def wake(block):
         futex(block, FUTEX_WAKE, 1)
 
 
+def _pointer_from_address(dtype):
+    """An intrinsic: a typed pointer (for numba.carray) from an address held as an integer."""
+    @intrinsic
+    def at(typingctx, addr):
+        sig = types.CPointer(dtype)(types.int64)
+
+        def codegen(context, builder, sig, args):
+            return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+        return sig, codegen
+    return at
+
+
+f32_at = _pointer_from_address(types.float32)
+f64_at = _pointer_from_address(types.float64)
+
+
+@compile()
+def run_pair(block, fn, args0, args1):
+    """A native job in two parts at once: fn(0, args0) here, fn(1, args1) on the helper at
+    `block` (0: none). Both here, one after the other, when that helper is not idle. fn is a
+    cfunc address, void fn(int part, void *args, int); no GIL is taken on either side."""
+    if block != 0 and cas(block, IDLE, CLAIMED):
+        store(block + 8 * FN, fn)
+        store(block + 8 * A, 1)
+        store(block + 8 * B, args1)
+        store(block + 8 * C, 0)
+        store(block, NATIVE)
+        call_job(fn, 0, args0, 0)
+        spins = 0
+        while load(block) == NATIVE:
+            spins = relax(spins)
+    else:
+        call_job(fn, 0, args0, 0)
+        call_job(fn, 1, args1, 0)
+
+
 @compile()
 def try_claim(block):
     """1 if the helper was idle and is now the caller's (CLAIMED), else 0."""

@@ -346,6 +346,16 @@ def chunks(fn, items, workers=2):
     p.share(fn, items, workers)
 
 
+def pair(fn, args0, args1):
+    """A compiled kernel's two halves at once: fn (a cfunc address, void fn(int part, void
+    *args, int)) gets (0, args0) on the caller and (1, args1) on the pool's first helper, or
+    both on the caller when that helper is busy or asleep. No GIL on either side: a Python job
+    per half cost 20-80 us of GIL hand-offs, most of a small depthwise layer (docs/cpu.md)."""
+    p = _pool
+    block = p.helpers[0][0] if p is not None and p.helpers and p.depth else 0
+    p.jt.run_pair(block, fn, args0, args1)
+
+
 def split(fn, parts):
     """Run fn(*args) for each args in `parts`, two at a time in parallel."""
     chunks(lambda worker, *args: fn(*args), parts, 2)

@@ -195,7 +195,7 @@ class WinogradConv(ConvCPU):
         self.compiled = compiled_pays(g, m)
         # Two threads take blocks in turn, each with its own transform buffers.
         self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw,
-                                    SHARE_MACS if self.compiled else None)
+                                    SHARE_MACS)
         (self._plan_compiled if self.compiled else self._plan_numpy)()
 
     def _block_rows(self, per_row, budget):
