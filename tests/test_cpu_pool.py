@@ -154,3 +154,30 @@ def test_depthwise_halves_as_one_native_job(two_threads, monkeypatch, x_shape, a
     exe = check_conv(x_shape, (c, 1, k, k), attrs, "DepthwiseConv", act="Relu")
     assert type(exe).__name__ == "CompiledDepthwise" and len(exe.jobs) == x_shape[0]
     assert native_jobs(two_threads) > before
+
+
+def _run_in_child(queue):
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    s = engine.InferenceSession(zoo.path("squeezenet1_1"), backend="cpu", threads=2)
+    queue.put(s.run(None, {"input": x})[0])
+
+
+def test_forked_child_gets_a_pool_of_its_own():
+    """multiprocessing's fork start method copies the pool but not its threads: the child must
+    not hand GEMMs to helpers that do not exist (it would hang)."""
+    import multiprocessing
+    need_numba()
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    s = engine.InferenceSession(zoo.path("squeezenet1_1"), backend="cpu", threads=2)
+    ref = s.run(None, {"input": x})[0]  # the parent's pool exists and has run
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_run_in_child, args=(queue,))
+    child.start()
+    try:
+        got = queue.get(timeout=120)
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)

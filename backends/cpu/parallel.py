@@ -295,6 +295,20 @@ _pool = None
 _pool_lock = threading.Lock()
 
 
+def _after_fork_in_child():
+    """A forked child has none of the helper threads its copy of the pool describes: a GEMM
+    handed to one would wait forever. The child starts without a pool (a new one on first use)
+    and with OpenBLAS's own threads."""
+    global _pool, _pool_lock
+    old, _pool, _pool_lock = _pool, None, threading.Lock()
+    if old is not None and old.installed:
+        old.blas.set_callback(None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def pool_available():
     """numba is there (its compiled loop is the helpers' idle loop; not jit.available(): the
     numpy paths share their stages through the pool too) on Linux (they sleep on a futex)."""

@@ -57,11 +57,12 @@ BLOCK_BYTES = 2 << 20
 # The compiled path's blocks (V and M together), and the bytes its kernels keep per pass.
 JIT_BLOCK_BYTES = 4 << 20
 PASS_BYTES = 256 << 10
-# With the thread pool (parallel.py), the compiled path's blocks -- transform, GEMM on one
-# thread, transform back -- are shared by two threads from this many multiply-adds: the
+# With the thread pool (parallel.py), the blocks -- transform, GEMM on one thread, transform
+# back -- are shared by two threads from this many multiply-adds (of the Winograd GEMMs): the
 # transforms then use both cores, where before they ran on one between OpenBLAS's 2-thread
-# GEMMs (measured, 2 threads: PP-OCRv4 det 47 -> 37 ms, ResNet-18 25 -> 24).
-SHARE_MACS = 1 << 20
+# GEMMs (measured, 2 threads: PP-OCRv4 det 47 -> 37 ms; per layer 1.4-1.9x from YOLOv8n's
+# 16 channels at 80x80 to ResNet-18's 64 at 56x56; none at 1.3M, 64 channels at 10x10).
+SHARE_MACS = 2 << 20
 
 
 @lru_cache(maxsize=None)
@@ -224,8 +225,12 @@ class WinogradConv(ConvCPU):
         self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
         tp = self.tw + 1
         rows = max(1, min(self.th, JIT_BLOCK_BYTES // (4 * a * a * (g.c + g.m) * tp)))
-        # shared: a block per thread, their scratch together no larger than one thread's block
-        self.rows = max(1, (rows + 1) // self.workers - 1) if self.workers > 1 else rows
+        if self.workers > 1:  # a block per thread, together no larger than one thread's block,
+            most = max(1, (rows + 1) // self.workers - 1)  # and as many blocks per thread
+            blocks = -(-self.th // most)
+            blocks += -blocks % self.workers
+            rows = -(-self.th // blocks)
+        self.rows = rows
         span = (self.rows + 1) * tp  # floats per channel in a block's V and M (see jit_winograd)
         # Channels per pass of the kernels: their phases and half-transformed tiles stay in L2.
         self.per_c = max(1, min(g.c, PASS_BYTES // (4 * m * (m + a) * span)))
