@@ -181,3 +181,25 @@ def test_forked_child_gets_a_pool_of_its_own():
         if child.is_alive():
             child.kill()
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("unit, x_shape, attrs, act", [
+    (2, (1, 9, 27, 19), {"pads": [1, 1, 1, 1]}, "Relu"),
+    (4, (2, 12, 37, 23), {"pads": [1, 0, 2, 1]}, "SiLU"),
+    (6, (1, 5, 30, 31), {"pads": [1, 1, 1, 1]}, "Clip"),
+])
+def test_winograd_blocks_as_one_native_job(two_threads, monkeypatch, unit, x_shape, attrs, act):
+    """The compiled Winograd blocks claimed from an atomic counter by the caller and the helper
+    (jit_winograd.block_job: transforms and cblas_sgemm without the GIL) match onnxruntime, for
+    every unit, a batch of two and uneven pads."""
+    from backends.cpu import jit, winograd
+    from test_cpu_fast import WINOGRAD_SCALE, check_conv
+    if parallel.blas().sgemm64 is None:
+        pytest.skip("numpy's BLAS is not the ILP64 scipy-openblas64 (no native Winograd job)")
+    monkeypatch.setattr(winograd, "best_unit", lambda g: unit if winograd.applies(g) else 1)
+    monkeypatch.setattr(winograd, "compiled_pays", lambda g, m: jit.available())
+    monkeypatch.setattr(winograd, "PASS_BYTES", 1 << 12)  # several passes per block as well
+    before = native_jobs(two_threads)
+    exe = check_conv(x_shape, (7, x_shape[1], 3, 3), attrs, "WinogradConv", act=act, scale=WINOGRAD_SCALE[unit])
+    assert exe.jobs and len(exe.jobs) == x_shape[0] and len(exe.blocks) >= 2
+    assert native_jobs(two_threads) > before

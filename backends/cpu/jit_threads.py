@@ -209,6 +209,31 @@ def _pointer_from_address(dtype):
 
 f32_at = _pointer_from_address(types.float32)
 f64_at = _pointer_from_address(types.float64)
+i64_at = _pointer_from_address(types.int64)
+
+
+@intrinsic
+def fetch_add(typingctx, addr, value):
+    """Atomically: *addr += value; the value before."""
+    def codegen(context, builder, sig, args):
+        return builder.atomic_rmw("add", _slot(builder, args[0]), args[1], "acq_rel")
+    return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def sgemm(typingctx, fn, m, n, k, a, lda, b, ldb, c, ldc):
+    """C (m x n) = A (m x k) @ B (k x n), row-major float32, through an ILP64 cblas_sgemm
+    (64-bit integers: numpy's scipy-openblas64) at address fn; matrices by address."""
+    def codegen(context, builder, sig, args):
+        i32, f32, fp = ir.IntType(32), ir.FloatType(), ir.FloatType().as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, _I64, _I64, _I64, f32, fp, _I64, fp, _I64, f32, fp, _I64])
+        target = builder.inttoptr(args[0], fnty.as_pointer())
+        row_major, no_trans = ir.Constant(i32, 101), ir.Constant(i32, 111)
+        builder.call(target, [row_major, no_trans, no_trans, args[1], args[2], args[3], ir.Constant(f32, 1.0),
+                              builder.inttoptr(args[4], fp), args[5], builder.inttoptr(args[6], fp), args[7],
+                              ir.Constant(f32, 0.0), builder.inttoptr(args[8], fp), args[9]])
+        return context.get_dummy_value()
+    return types.void(*([types.int64] * 10)), codegen
 
 
 @compile()

@@ -23,10 +23,11 @@ output plane -- which source row, at which offset, times which matrix entry, zer
 come from tables built once per unit (`tables`).
 """
 import numpy as np
-from numba import uint64
+from numba import carray, cfunc, int64, types, uint64
 
-from .jit import compile
+from .jit import FASTMATH, compile
 from .jit_epilogue import activate
+from .jit_threads import address, f32_at, f64_at, fetch_add, i64_at, sgemm
 
 
 def tables(at, bt):
@@ -198,3 +199,74 @@ def output_transform(mm, bias, rows_tab, cols_tab, m, r0, tw, per, y, scratch, a
                     for col in range(ow):
                         dst[col] = ypf[s0 + origin[col]] + b
                     activate(dst, act, lo, hi, alpha, beta)
+
+
+# A layer's tile-row blocks as a native job (block_job): float64 slots, addresses and sizes
+# exact. (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
+X, C, H, W, U, K, Y, OH, OW, BIAS, M, PT, PL, TW, TH, ROWS, BLOCKS, PER_C, PER_K = range(19)
+ACT, LO, HI, ALPHA, BETA, COUNTER, SGEMM, BUF1, N1, BUF2, N2, BUF3, N3, TABLES = range(19, 33)
+ARGS = TABLES + 4 * 6
+
+
+@compile(inline=True)
+def _table(p, base):
+    n, width = int64(p[base + 4]), int64(p[base + 5])
+    return (carray(i64_at(int64(p[base])), (n, width)), carray(i64_at(int64(p[base + 1])), (n, width)),
+            carray(f32_at(int64(p[base + 2])), (n, width)), carray(i64_at(int64(p[base + 3])), (n,)))
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def block_job(part, args, unused):
+    """Blocks of tile rows claimed one at a time (an atomic counter) by whichever thread runs
+    this: transform, a*a GEMMs through cblas_sgemm (BLAS on one thread), transform back with
+    bias and activation -- WinogradConv._compiled_block without the GIL. Arguments: pack_job."""
+    p = carray(f64_at(address(args)), (ARGS,))
+    c, h, w, k, oh, ow = int64(p[C]), int64(p[H]), int64(p[W]), int64(p[K]), int64(p[OH]), int64(p[OW])
+    m, tw, th, rows = int64(p[M]), int64(p[TW]), int64(p[TH]), int64(p[ROWS])
+    a, tp = m + 2, int64(p[TW]) + 1
+    x = carray(f32_at(int64(p[X])), (c, h, w))
+    y = carray(f32_at(int64(p[Y])), (k, oh, ow))
+    bias = carray(f32_at(int64(p[BIAS])), (k,))
+    buf1 = carray(f32_at(int64(p[BUF1])), (int64(p[N1]),))
+    buf2 = carray(f32_at(int64(p[BUF2])), (int64(p[N2]),))
+    buf3 = carray(f32_at(int64(p[BUF3])), (int64(p[N3]),))
+    cols_b, rows_b, rows_a, cols_a = _table(p, TABLES), _table(p, TABLES + 6), _table(p, TABLES + 12), _table(p, TABLES + 18)
+    u, fn, counter = int64(p[U]), int64(p[SGEMM]), int64(p[COUNTER])
+    v_at, mm_at = int64(p[BUF1]), int64(p[BUF2])
+    while True:
+        block = fetch_add(counter, 1)
+        if block >= int64(p[BLOCKS]):
+            return
+        r0 = block * rows
+        nr = min(rows, th - r0)
+        span = (nr + 1) * tp
+        v = buf1[:a * a * c * span].reshape(a * a, c, span)
+        mm = buf2[:a * a * k * span].reshape(a * a, k, span)
+        input_transform(x, cols_b, rows_b, m, int64(p[PT]), int64(p[PL]), r0, tw, int64(p[PER_C]), v, buf3)
+        for i in range(a * a):  # the spare row of each block's tiles skipped, as in the numpy GEMM
+            sgemm(fn, k, nr * tp, c, u + 4 * i * k * c, c, v_at + 4 * i * c * span, span, mm_at + 4 * i * k * span, span)
+        output_transform(mm, bias, rows_a, cols_a, m, r0, tw, int64(p[PER_K]), y, buf3,
+                         int64(p[ACT]), p[LO], p[HI], p[ALPHA], p[BETA])
+
+
+def pack_job(x, u, y, bias, tables, m, pt, pl, tw, th, rows, per_c, per_k, act, counter, sgemm_fn, bufs):
+    """The float64 argument block of block_job (arrays C-contiguous, alive as long as the job:
+    arena views and the executor's own)."""
+    p = np.zeros(ARGS, np.float64)
+    for arr in (x, u, y, bias) + tuple(bufs):
+        assert arr.dtype == np.float32 and arr.flags.c_contiguous
+    p[[X, C, H, W]] = (x.ctypes.data, *x.shape)
+    p[[U, K]] = u.ctypes.data, u.shape[1]
+    p[[Y, OH, OW]] = (y.ctypes.data, *y.shape[1:])
+    p[BIAS] = bias.ctypes.data
+    p[[M, PT, PL, TW, TH, ROWS, BLOCKS, PER_C, PER_K]] = m, pt, pl, tw, th, rows, -(-th // rows), per_c, per_k
+    p[[ACT, LO, HI, ALPHA, BETA]] = act
+    p[[COUNTER, SGEMM]] = counter.ctypes.data, sgemm_fn
+    for slot, arr in zip((BUF1, BUF2, BUF3), bufs):
+        p[slot], p[slot + 1] = arr.ctypes.data, arr.size
+    for t, (r, o, coef, counts) in enumerate(tables):
+        assert r.dtype == o.dtype == counts.dtype == np.int64 and coef.dtype == np.float32
+        p[TABLES + 6 * t:TABLES + 6 * t + 6] = (r.ctypes.data, o.ctypes.data, coef.ctypes.data, counts.ctypes.data,
+                                                *r.shape)
+    return p

@@ -70,7 +70,7 @@ class _Blas:
     threadpoolctl; every handle None when it or the symbol is missing)."""
 
     def __init__(self):
-        self.get_threads = self.set_threads = self.set_callback = None
+        self.get_threads = self.set_threads = self.set_callback = self.sgemm64 = None
         try:
             import ctypes
             from threadpoolctl import ThreadpoolController
@@ -88,6 +88,11 @@ class _Blas:
                 if fn is not None:
                     return fn
             return None
+        # cblas_sgemm for compiled jobs, only from an ILP64 build whose integers we know
+        # (numpy's scipy-openblas64: suffix 64_); None elsewhere.
+        self.sgemm64 = None
+        if suffix == "64_" and symbol("cblas_sgemm") is not None:
+            self.sgemm64 = ctypes.cast(symbol("cblas_sgemm"), ctypes.c_void_p).value
         self.get_threads = symbol("openblas_get_num_threads")
         self.set_threads = symbol("openblas_set_num_threads")
         self.set_callback = symbol("openblas_set_threads_callback_function")
@@ -360,14 +365,23 @@ def chunks(fn, items, workers=2):
     p.share(fn, items, workers)
 
 
-def pair(fn, args0, args1):
+def pair(fn, args0, args1, blas=False):
     """A compiled kernel's two halves at once: fn (a cfunc address, void fn(int part, void
     *args, int)) gets (0, args0) on the caller and (1, args1) on the pool's first helper, or
     both on the caller when that helper is busy or asleep. No GIL on either side: a Python job
-    per half cost 20-80 us of GIL hand-offs, most of a small depthwise layer (docs/cpu.md)."""
+    per half cost 20-80 us of GIL hand-offs, most of a small depthwise layer (docs/cpu.md).
+    blas=True: the job calls BLAS, which then runs on one thread (a threaded GEMM from the
+    helper would hand its jobs to the helper itself)."""
     p = _pool
     block = p.helpers[0][0] if p is not None and p.helpers and p.depth else 0
-    p.jt.run_pair(block, fn, args0, args1)
+    threads = p.blas.threads() if blas and p.blas.set_threads is not None else 1
+    if threads != 1:
+        p.blas.set_threads(1)
+    try:
+        p.jt.run_pair(block, fn, args0, args1)
+    finally:
+        if threads != 1:
+            p.blas.set_threads(threads)
 
 
 def split(fn, parts):

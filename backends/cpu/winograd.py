@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import jit
 from .conv import GEMM_CHUNKS, ConvCPU, PaddedInput, phased
-from .parallel import chunks, gemm_workers, serial_blas
+from .parallel import blas, chunks, gemm_workers, pair, serial_blas
 
 UNITS = (2, 4, 6)
 _POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
@@ -62,7 +62,7 @@ PASS_BYTES = 256 << 10
 # transforms then use both cores, where before they ran on one between OpenBLAS's 2-thread
 # GEMMs (measured, 2 threads: PP-OCRv4 det 47 -> 37 ms; per layer 1.4-1.9x from YOLOv8n's
 # 16 channels at 80x80 to ResNet-18's 64 at 56x56; none at 1.3M, 64 channels at 10x10).
-SHARE_MACS = 2 << 20
+SHARE_MACS = 1 << 19
 
 
 @lru_cache(maxsize=None)
@@ -263,6 +263,7 @@ class WinogradConv(ConvCPU):
                            ((0, self.x1), (self.x1, self.x1 + self.x2), (self.x1 + self.x2, step)))
                      for k in range(self.workers)]
         self.blocks = [(r0, min(self.rows, self.th - r0)) for r0 in range(0, self.th, self.rows)]
+        self._bind_jobs()
         if not self.compiled:
             buf = self.pad.buf
             sc, sh, sw = buf.strides
@@ -270,8 +271,30 @@ class WinogradConv(ConvCPU):
             self.tiles_view = as_strided(buf, (self.a, self.a, self.g.c, self.th, self.tw),
                                          (sh, sw, sc, sh * m, sw * m), writeable=False)
 
+    def _bind_jobs(self):
+        """The compiled blocks as one native job per image (jit_winograd.block_job: both threads
+        claim blocks from an atomic counter, no GIL), where the pool and an ILP64 cblas_sgemm
+        are there and the activation is the kernels' own."""
+        self.jobs = []
+        sgemm = blas().sgemm64
+        if not (self.compiled and self.workers == 2 and not self.after and sgemm):
+            return
+        from . import jit_winograd
+        self.counter = np.zeros(1, np.int64)
+        x, out = self.inputs[0], self.outputs[0]
+        self._args = [[jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit, self.g.pt,
+                                             self.g.pl, self.tw, self.th, self.rows, self.per_c, self.per_k,
+                                             self.act, self.counter, sgemm, self.bufs[k])
+                       for k in range(2)] for n in range(self.g.n)]
+        self.jobs = [(jit_winograd.block_job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in self._args]
+
     def run(self):
         serial_blas()
+        if self.jobs:
+            for job in self.jobs:
+                self.counter[0] = 0
+                pair(*job, blas=True)
+            return
         x, out = self.inputs[0], self.outputs[0]
         block = self._compiled_block if self.compiled else self._block
         for n in range(self.g.n):
