@@ -162,7 +162,7 @@ def test_compiled_depthwise_two_threads(two_threads, monkeypatch, act):
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
     exe = check_conv((2, 7, 15, 13), (14, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1], "strides": [2, 1]},
                      "CompiledDepthwise", act=act)
-    assert len(exe.ranges) == 2 and len(exe.jobs) == 2
+    assert len(exe.ranges) == 2 * depthwise.JIT_PARTS_PER_THREAD and len(exe.jobs) == 2
 
 
 def test_compiled_depthwise_propagates_nan():

@@ -39,6 +39,9 @@ ROW_WASTE = 1.5
 # pool's helper as one native job (parallel.pair: ~1 us to hand over, against 20-80 us for the
 # GIL hand-offs of 8 Python-claimed ranges, which got 1.3-1.6x on MobileNetV2's layers).
 JIT_SPLIT_MIN = 1 << 15
+# ... in this many channel ranges per thread, claimed one at a time (a thread held back by
+# the OS leaves its ranges to the other).
+JIT_PARTS_PER_THREAD = 4
 
 
 def __getattr__(name):
@@ -63,7 +66,8 @@ class CompiledDepthwise(ConvCPU):
         act, self.after = jit_epilogue.params(self.epilogue)
         self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl) + act
         self.workers = 2 if helper_allowed(backend) and self.out_floats >= JIT_SPLIT_MIN and g.m >= 2 else 1
-        self.ranges = [(g.m * k // self.workers, g.m * (k + 1) // self.workers) for k in range(self.workers)]
+        parts = min(g.m, self.workers * JIT_PARTS_PER_THREAD) if self.workers > 1 else 1
+        self.ranges = [(g.m * k // parts, g.m * (k + 1) // parts) for k in range(parts)]  # as the job cuts them
         # The kernel's scratch (phase planes or shifted copies), one per thread.
         self.work_floats = int(jit_depthwise.work_floats(g.c, g.h, g.w, g.m, g.oh, g.ow, g.kh, g.kw,
                                                          g.sh, g.sw, g.dh, g.dw, g.pl))
@@ -82,8 +86,9 @@ class CompiledDepthwise(ConvCPU):
         if self.workers == 2:  # per image: both halves' argument blocks, and their addresses
             from .jit_depthwise import depthwise_job, pack_job
             x, out = self.inputs[0], self.outputs[0]
-            blocks = [tuple(pack_job(x[n], self.w, self.b, out[n], a, b, self.params, self.work[k])
-                            for k, (a, b) in enumerate(self.ranges)) for n in range(self.g.n)]
+            self.counter = np.zeros(1, np.int64)
+            blocks = [tuple(pack_job(x[n], self.w, self.b, out[n], 0, self.g.m, self.params, self.work[k],
+                                     self.counter, len(self.ranges)) for k in range(2)) for n in range(self.g.n)]
             self.jobs = [(depthwise_job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in blocks]
             self._blocks = blocks  # kept alive: the jobs hold their addresses
 
@@ -91,6 +96,7 @@ class CompiledDepthwise(ConvCPU):
         x, out = self.inputs[0], self.outputs[0]
         for n in range(self.g.n):
             if self.jobs:
+                self.counter[0] = 0
                 pair(*self.jobs[n])
             else:
                 self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, self.work[0])

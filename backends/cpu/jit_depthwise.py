@@ -28,7 +28,7 @@ import numpy as np
 from numba import carray, cfunc, int64, types, uint64
 
 from .jit import FASTMATH, compile
-from .jit_threads import address, f32_at, f64_at
+from .jit_threads import address, f32_at, f64_at, fetch_add
 from .jit_epilogue import activate
 
 # Outputs per block: each block goes through all tap passes while it is in L1 (8 KB).
@@ -324,14 +324,16 @@ def phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi,
 
 # A half of a layer as a native job (depthwise_job): float64 slots, addresses and sizes exact.
 # (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
-ARGS = 28
+ARGS = 30
 
 
 @cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
        fastmath=FASTMATH, error_model="numpy")
 def depthwise_job(part, args, unused):
-    """depthwise() on the arguments packed by pack_job: the pool's helper runs it through a
-    function pointer (parallel.pair), without the GIL."""
+    """depthwise() over channel ranges claimed one at a time (an atomic counter) by whichever
+    thread runs this -- the pool's helper through a function pointer (parallel.pair), without
+    the GIL -- so that a thread the OS holds back leaves its ranges to the other. Arguments:
+    pack_job."""
     a = carray(f64_at(address(args)), (ARGS,))
     c, h, wd, m, kk, oh, ow = int64(a[1]), int64(a[2]), int64(a[3]), int64(a[5]), int64(a[6]), int64(a[9]), int64(a[10])
     x = carray(f32_at(int64(a[0])), (c, h, wd))
@@ -339,14 +341,23 @@ def depthwise_job(part, args, unused):
     b = carray(f32_at(int64(a[7])), (m,))
     y = carray(f32_at(int64(a[8])), (m, oh, ow))
     work = carray(f32_at(int64(a[26])), (int64(a[27]),))
-    depthwise(x, w, b, y, int64(a[11]), int64(a[12]), int64(a[13]), int64(a[14]), int64(a[15]), int64(a[16]),
-              int64(a[17]), int64(a[18]), int64(a[19]), int64(a[20]), int64(a[21]), a[22], a[23], a[24], a[25], work)
+    first, last, counter, parts = int64(a[11]), int64(a[12]), int64(a[28]), int64(a[29])
+    while True:
+        i = fetch_add(counter, 1)
+        if i >= parts:
+            return
+        lo, hi = first + (last - first) * i // parts, first + (last - first) * (i + 1) // parts
+        depthwise(x, w, b, y, lo, hi, int64(a[13]), int64(a[14]), int64(a[15]), int64(a[16]),
+                  int64(a[17]), int64(a[18]), int64(a[19]), int64(a[20]), int64(a[21]), a[22], a[23], a[24], a[25], work)
 
 
-def pack_job(x, w, b, y, first, last, params, work):
-    """The float64 argument block of depthwise_job for channels [first, last) (arrays
-    C-contiguous float32; they must outlive every run of the job: arena views)."""
+def pack_job(x, w, b, y, first, last, params, work, counter, parts):
+    """The float64 argument block of depthwise_job: channels [first, last) in `parts` ranges
+    claimed through counter[0] (arrays C-contiguous; they must outlive every run of the job:
+    arena views and the executor's own)."""
     for arr in (x, w, b, y, work):
         assert arr.dtype == np.float32 and arr.flags.c_contiguous
+    assert counter.dtype == np.int64
     return np.array([x.ctypes.data, *x.shape, w.ctypes.data, *w.shape, b.ctypes.data, y.ctypes.data,
-                     *y.shape[1:], first, last, *params, work.ctypes.data, work.size], np.float64)
+                     *y.shape[1:], first, last, *params, work.ctypes.data, work.size, counter.ctypes.data, parts],
+                    np.float64)
