@@ -203,3 +203,18 @@ def test_winograd_blocks_as_one_native_job(two_threads, monkeypatch, unit, x_sha
     exe = check_conv(x_shape, (7, x_shape[1], 3, 3), attrs, "WinogradConv", act=act, scale=WINOGRAD_SCALE[unit])
     assert exe.jobs and len(exe.jobs) == x_shape[0] and len(exe.blocks) >= 2
     assert native_jobs(two_threads) > before
+
+
+def test_max_pool_planes_as_one_native_job(two_threads, monkeypatch):
+    """MaxPool's planes claimed by the caller and the helper (jit_pool.pool_job), each with its
+    own R, match onnxruntime over the geometries test_cpu_jit_pool.py checks."""
+    from backends.cpu import fast_ops
+    from test_cpu_jit_pool import GEOMETRIES, onnx_pool, run_pool
+    monkeypatch.setattr(fast_ops, "POOL_SHARE_FLOATS", 0)
+    before = native_jobs(two_threads)
+    rng = np.random.default_rng(3)
+    for shape, attrs in GEOMETRIES:
+        x = rng.standard_normal(shape).astype(np.float32)
+        ref = onnx_pool(x, attrs)
+        np.testing.assert_array_equal(run_pool(x, attrs, ref.shape, True), ref, err_msg=str((shape, attrs)))
+    assert native_jobs(two_threads) > before

@@ -12,6 +12,7 @@ from engine.ops.nn import resolve_pads
 
 from . import CpuBackend, KernelExecutor, jit
 from .kernels_common import axis_of
+from .parallel import helper_allowed, pair
 
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.true_divide}
 
@@ -243,6 +244,13 @@ class GlobalAveragePoolCPU(OutExecutor):
         np.divide(self.y, self.count, out=self.y)
 
 
+# A compiled max pool of at least this many output floats runs as one native job on the
+# pool's two threads, planes claimed POOL_PARTS_PER_THREAD ranges per thread at a time
+# (parallel.pair; as Python jobs the halves gained only on the largest layer).
+POOL_SHARE_FLOATS = 1 << 15
+POOL_PARTS_PER_THREAD = 4
+
+
 @CpuBackend.op("MaxPool")
 class MaxPoolCPU(OutExecutor):
     """2-D max pool, separably: the max over the kernel's rows of a -inf padded copy (one
@@ -282,7 +290,9 @@ class MaxPoolCPU(OutExecutor):
             from . import jit_pool
             self.kernel = jit_pool.max_pool
             self.plan, floats = jit_pool.plan(h, w, *self.out, *self.k, *self.s, *self.d, self.pt, self.pl)
-            self.pad_floats, self.row_floats = 0, floats
+            # planes shared by the pool's two threads as one native job, each with its own R
+            self.workers = 2 if helper_allowed(backend) and n * c >= 2 and n * c * self.out[0] * self.out[1] >= POOL_SHARE_FLOATS else 1
+            self.pad_floats, self.row_floats = 0, floats * self.workers
             return
         self.pad_floats = n * c * self.hp * self.wp if self.padded else 0
         self.row_floats = n * c * self.out[0] * self.wp
@@ -296,7 +306,16 @@ class MaxPoolCPU(OutExecutor):
         n, c, h, w = x.shape
         flat = scratch.view(self.dtype)
         if self.compiled:  # arena views are contiguous: the reshapes are views
-            self.args = (x.reshape(-1), y.reshape(-1), flat[:self.row_floats], n * c) + self.plan
+            rows = self.row_floats // self.workers
+            self.args = (x.reshape(-1), y.reshape(-1), flat[:rows], n * c) + self.plan
+            self.job = None
+            if self.workers == 2:
+                from .jit_pool import pack_job, pool_job
+                self.counter = np.zeros(1, np.int64)
+                parts = min(n * c, 2 * POOL_PARTS_PER_THREAD)
+                self._packed = [pack_job(x.reshape(-1), y.reshape(-1), n * c, self.plan, flat[k * rows:(k + 1) * rows],
+                                         self.counter, parts) for k in range(2)]
+                self.job = (pool_job.address, self._packed[0].ctypes.data, self._packed[1].ctypes.data)
             return
         if self.padded:
             xp = flat[:self.pad_floats].reshape(n, c, self.hp, self.wp)
@@ -314,7 +333,11 @@ class MaxPoolCPU(OutExecutor):
 
     def run(self):
         if self.compiled:
-            self.kernel(*self.args)
+            if self.job is None:
+                self.kernel(*self.args)
+            else:
+                self.counter[0] = 0
+                pair(*self.job)
             return
         if self.borders or self.inner is not None:
             for v in self.borders:

@@ -17,9 +17,10 @@ is the first element of a window). A window with no image row at all (a dilation
 the image) gives -inf, as the padded numpy path does.
 """
 import numpy as np
-from numba import uint64
+from numba import carray, cfunc, int64, types, uint64
 
-from .jit import compile
+from .jit import FASTMATH, compile
+from .jit_threads import address, f32_at, f64_at, fetch_add, u64_at
 
 NEG = np.float32(-np.inf)
 # Offsets are uint64, and uint64 mixed with an int64 literal is float64 in numba: typed constants.
@@ -246,3 +247,45 @@ def max_pool(x, y, r, planes, h, w, oh, ow, kh, sh, sw, dh, pt, pl, cols, q, spa
         _taps_max(o, uint64(0), r, uint64(0), taps, uint64((oh - 1) * q + ow))
         for oy in range(oh):
             _copy(y, uint64((ch * oh + oy) * ow), o, uint64(oy * q), uint64(ow))
+
+
+# A pool's planes as a native job (pool_job): float64 slots, addresses and sizes exact.
+# (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
+ARGS = 30
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def pool_job(part, args, unused):
+    """max_pool() over ranges of planes claimed one at a time (an atomic counter) by whichever
+    thread runs this (parallel.pair), each thread with its own R. Arguments: pack_job."""
+    a = carray(f64_at(address(args)), (ARGS,))
+    planes, h, w, oh, ow = int64(a[2]), int64(a[3]), int64(a[4]), int64(a[5]), int64(a[6])
+    x = carray(f32_at(int64(a[0])), (planes * h * w,))
+    y = carray(f32_at(int64(a[1])), (planes * oh * ow,))
+    pad_cell = carray(u64_at(int64(a[18])), (int64(a[19]),))
+    tail_cell = carray(u64_at(int64(a[20])), (int64(a[21]),))
+    tail_col = carray(u64_at(int64(a[22])), (int64(a[23]),))
+    taps = carray(u64_at(int64(a[24])), (int64(a[25]),))
+    r = carray(f32_at(int64(a[26])), (int64(a[27]),))
+    counter, parts = int64(a[28]), int64(a[29])
+    while True:
+        i = fetch_add(counter, 1)
+        if i >= parts:
+            return
+        lo, hi = planes * i // parts, planes * (i + 1) // parts
+        max_pool(x[lo * h * w:hi * h * w], y[lo * oh * ow:hi * oh * ow], r, hi - lo, h, w, oh, ow,
+                 int64(a[7]), int64(a[8]), int64(a[9]), int64(a[10]), int64(a[11]), int64(a[12]), int64(a[13]),
+                 int64(a[14]), int64(a[15]), a[16] != 0, int64(a[17]), pad_cell, tail_cell, tail_col, taps)
+
+
+def pack_job(x, y, planes, plan, r, counter, parts):
+    """The float64 argument block of pool_job: max_pool(x, y, r, planes, *plan) in `parts`
+    ranges of planes claimed through counter[0] (x, y flat arena views; r this thread's)."""
+    (h, w, oh, ow, kh, sh, sw, dh, pt, pl, cols, q, span, split, pairs, pad_cell, tail_cell, tail_col, taps) = plan
+    arrays = (pad_cell, tail_cell, tail_col, taps)
+    assert all(v.dtype == np.uint64 and v.flags.c_contiguous for v in arrays) and counter.dtype == np.int64
+    assert x.dtype == y.dtype == r.dtype == np.float32
+    return np.array([x.ctypes.data, y.ctypes.data, planes, h, w, oh, ow, kh, sh, sw, dh, pt, pl, cols, q, span,
+                     int(split), pairs] + [v for arr in arrays for v in (arr.ctypes.data, arr.size)]
+                    + [r.ctypes.data, r.size, counter.ctypes.data, parts], np.float64)

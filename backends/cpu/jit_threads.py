@@ -210,6 +210,7 @@ def _pointer_from_address(dtype):
 f32_at = _pointer_from_address(types.float32)
 f64_at = _pointer_from_address(types.float64)
 i64_at = _pointer_from_address(types.int64)
+u64_at = _pointer_from_address(types.uint64)
 
 
 @intrinsic
