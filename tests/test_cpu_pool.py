@@ -218,3 +218,17 @@ def test_max_pool_planes_as_one_native_job(two_threads, monkeypatch):
         ref = onnx_pool(x, attrs)
         np.testing.assert_array_equal(run_pool(x, attrs, ref.shape, True), ref, err_msg=str((shape, attrs)))
     assert native_jobs(two_threads) > before
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid"])
+def test_epilogue_rows_as_one_native_job(two_threads, monkeypatch, act):
+    """A 1x1 convolution's bias + activation pass split by rows between the caller and the
+    helper (jit_epilogue.epilogue_job) matches onnxruntime."""
+    from backends.cpu import gemm
+    from test_cpu_fast import check_conv
+    monkeypatch.setattr(gemm, "EPILOGUE_SHARE_FLOATS", 0)
+    monkeypatch.setattr(parallel, "MIN_MACS", None)  # one GEMM, then the epilogue (inside a
+    before = native_jobs(two_threads)               # shared stage it runs on its own thread)
+    check_conv((1, 24, 19, 21), (40, 24, 1, 1), {}, "PointwiseConv", act=act)
+    check_conv((1, 5, 19, 21), (3, 5, 1, 1), {}, "PointwiseConv", act=act)  # fewer rows than parts
+    assert native_jobs(two_threads) > before

@@ -8,8 +8,10 @@ slower than numpy's four-pass SiLU), so Sigmoid, SiLU and Tanh go through `tanh`
 function of float32 arithmetic that LLVM vectorizes like the rest.
 """
 import numpy as np
+from numba import carray, cfunc, int64, types
 
-from .jit import compile
+from .jit import FASTMATH, compile
+from .jit_threads import address, f32_at, f64_at, fetch_add
 
 # Activation codes of `activate` (an activation not listed: 0 here, numpy's epilogue after).
 ACT_CODES = {"": 0, "Relu": 1, "Clip": 1, "LeakyRelu": 2, "HardSigmoid": 3, "HardSwish": 4,
@@ -151,3 +153,32 @@ if __name__ == "__main__":
     got = np.array([tanh.py_func(v) for v in xs[::1000]], np.float64)
     print("P", list(p), "\nQ", list(q))
     print("max abs error of the compiled constants, every 1000th point:", np.max(np.abs(got - np.tanh(xs[::1000].astype(np.float64)))))
+
+
+# Rows of y as a native job (epilogue_job): float64 slots, addresses and sizes exact.
+# (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
+ARGS = 12
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def epilogue_job(part, args, unused):
+    """bias_act() over ranges of y's rows claimed one at a time (an atomic counter) by
+    whichever thread runs this (parallel.pair). Arguments: pack_job."""
+    a = carray(f64_at(address(args)), (ARGS,))
+    rows, cols, parts, counter = int64(a[1]), int64(a[2]), int64(a[11]), int64(a[10])
+    y = carray(f32_at(int64(a[0])), (rows, cols))
+    bias = carray(f32_at(int64(a[3])), (rows * int64(a[4]),))
+    while True:
+        i = fetch_add(counter, 1)
+        if i >= parts:
+            return
+        lo, hi = rows * i // parts, rows * (i + 1) // parts
+        bias_act(y[lo:hi], bias[lo:hi] if int64(a[4]) else bias[:0], int64(a[5]), a[6], a[7], a[8], a[9])
+
+
+def pack_job(y, bias, params, counter, parts):
+    """The float64 argument block of epilogue_job for y (rows, cols), bias (rows,) or None."""
+    has = bias is not None and bias.size > 0
+    return np.array([y.ctypes.data, *y.shape, bias.ctypes.data if has else y.ctypes.data, int(has), *params,
+                     counter.ctypes.data, parts], np.float64)

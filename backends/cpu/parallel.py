@@ -365,6 +365,12 @@ def chunks(fn, items, workers=2):
     p.share(fn, items, workers)
 
 
+def pool_running():
+    """Whether a session's run holds the pool now (its helpers spin, ready for jobs)."""
+    p = _pool
+    return p is not None and p.depth > 0 and bool(p.helpers)
+
+
 def pair(fn, args0, args1, blas=False):
     """A compiled kernel's two halves at once: fn (a cfunc address, void fn(int part, void
     *args, int)) gets (0, args0) on the caller and (1, args1) on the pool's first helper, or
