@@ -12,11 +12,14 @@ a Python helper next to OpenBLAS's pool turned MobileNetV2's 9 ms into 20-160 ms
 * While a session runs (`running()`), OpenBLAS hands its threaded GEMMs' jobs to the pool
   (openblas_set_threads_callback_function, in OpenBLAS since 0.3.27): job 0 on the calling
   thread, the others on the helpers, a hand-off of well under a microsecond.
-* Executors share their own stages with `chunks(fn, items, workers)`: the items are claimed one
-  at a time by the caller and the helper (a Python job: the helper leaves its loop and takes
-  the GIL, which the caller gives up inside numba's and numpy's loops). A helper that is busy
-  or asleep is not waited for: the caller then does every item itself. GEMMs inside a shared
-  stage run on one thread each (BLAS is set to one thread for the stage).
+* Compiled kernels run as native jobs (`pair`): a cfunc that the caller and the helper run at
+  once, taking parts of the work from an atomic counter, without the GIL (depthwise, Winograd
+  blocks with cblas_sgemm, MaxPool planes, large epilogues).
+* Executors share stages of several numpy/numba calls with `chunks(fn, items, workers)`: the
+  items are claimed one at a time by the caller and the helper (a Python job: the helper leaves
+  its loop and takes the GIL, which the caller gives up inside numba's and numpy's loops).
+  GEMMs inside a shared stage run on one thread each (BLAS is set to one thread for the stage).
+* A helper that is busy or asleep is not waited for by either: the caller does every part.
 
 Without numba (MIXNN_JIT=0) or off Linux there is no pool: OpenBLAS keeps its own threads and
 the executors run their stages on the calling thread. With an OpenBLAS that lacks the callback,
