@@ -232,3 +232,29 @@ def test_epilogue_rows_as_one_native_job(two_threads, monkeypatch, act):
     check_conv((1, 24, 19, 21), (40, 24, 1, 1), {}, "PointwiseConv", act=act)
     check_conv((1, 5, 19, 21), (3, 5, 1, 1), {}, "PointwiseConv", act=act)  # fewer rows than parts
     assert native_jobs(two_threads) > before
+
+
+@pytest.mark.parametrize("unit", [2, 4])
+@pytest.mark.parametrize("with_helper", [True, False])
+def test_winograd_whole_layer_job(monkeypatch, unit, with_helper):
+    """A layer whose transformed weights dominate runs as one block whose a*a GEMMs both threads
+    take from a counter (jit_winograd.layer_job); with the helper busy or asleep the caller
+    runs both parts one after the other and must neither wait for the other part nor skip a
+    GEMM. Both match onnxruntime."""
+    import contextlib
+    from backends.cpu import jit, winograd
+    from test_cpu_fast import WINOGRAD_SCALE, check_conv
+    need_numba()
+    if parallel.blas().sgemm64 is None:
+        pytest.skip("numpy's BLAS is not the ILP64 scipy-openblas64 (no native Winograd job)")
+    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    monkeypatch.setattr(winograd, "best_unit", lambda g: unit if winograd.applies(g) else 1)
+    monkeypatch.setattr(winograd, "compiled_pays", lambda g, m: False)  # taken over by the whole-layer job
+    monkeypatch.setattr(winograd, "WHOLE_U_BYTES", 0)
+    monkeypatch.setattr(winograd, "SHARE_MACS", 0)
+    with (parallel.running(2) if with_helper else contextlib.nullcontext()) as run:
+        if with_helper:
+            assert run.pool.wait_awake()
+        exe = check_conv((1, 16, 13, 11), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "WinogradConv", act="Relu",
+                         scale=WINOGRAD_SCALE[unit])
+    assert exe.whole and exe.compiled and exe.jobs and len(exe.blocks) == 1

@@ -27,7 +27,7 @@ from numba import carray, cfunc, int64, types, uint64
 
 from .jit import FASTMATH, compile
 from .jit_epilogue import activate
-from .jit_threads import address, f32_at, f64_at, fetch_add, i64_at, sgemm
+from .jit_threads import address, f32_at, f64_at, fetch_add, i64_at, load, relax, sgemm, store
 
 
 def tables(at, bt):
@@ -270,3 +270,51 @@ def pack_job(x, u, y, bias, tables, m, pt, pl, tw, th, rows, per_c, per_k, act, 
         p[TABLES + 6 * t:TABLES + 6 * t + 6] = (r.ctypes.data, o.ctypes.data, coef.ctypes.data, counts.ctypes.data,
                                                 *r.shape)
     return p
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def layer_job(part, args, unused):
+    """The whole layer as one block, for layers whose transformed weights U dominate: part 0
+    transforms the input, then both threads take the a*a GEMMs from an atomic counter (each
+    streams its share of U once, where blocks per thread streamed all of it each), then part
+    0 transforms back once all are done. Counter slots: next GEMM, GEMMs done, input ready.
+    Run on one thread (part 0, then part 1), part 0 does everything and part 1 finds nothing
+    left. Arguments: pack_job with rows = th."""
+    p = carray(f64_at(address(args)), (ARGS,))
+    c, h, w, k, oh, ow = int64(p[C]), int64(p[H]), int64(p[W]), int64(p[K]), int64(p[OH]), int64(p[OW])
+    m, tw, th = int64(p[M]), int64(p[TW]), int64(p[TH])
+    a, tp = m + 2, int64(p[TW]) + 1
+    span = (th + 1) * tp
+    counter = int64(p[COUNTER])
+    if part == 0:
+        x = carray(f32_at(int64(p[X])), (c, h, w))
+        buf1 = carray(f32_at(int64(p[BUF1])), (int64(p[N1]),))
+        buf3 = carray(f32_at(int64(p[BUF3])), (int64(p[N3]),))
+        v = buf1[:a * a * c * span].reshape(a * a, c, span)
+        input_transform(x, _table(p, TABLES), _table(p, TABLES + 6), m, int64(p[PT]), int64(p[PL]), 0, tw,
+                        int64(p[PER_C]), v, buf3)
+        store(counter + 16, 1)
+    else:
+        spins = 0
+        while load(counter + 16) == 0:
+            spins = relax(spins)
+    u, fn, v_at, mm_at = int64(p[U]), int64(p[SGEMM]), int64(p[BUF1]), int64(p[BUF2])
+    while True:
+        i = fetch_add(counter, 1)
+        if i >= a * a:
+            break
+        sgemm(fn, k, th * tp, c, u + 4 * i * k * c, c, v_at + 4 * i * c * span, span, mm_at + 4 * i * k * span, span)
+        fetch_add(counter + 8, 1)
+    if part != 0:
+        return
+    spins = 0
+    while load(counter + 8) < a * a:
+        spins = relax(spins)
+    y = carray(f32_at(int64(p[Y])), (k, oh, ow))
+    bias = carray(f32_at(int64(p[BIAS])), (k,))
+    buf2 = carray(f32_at(int64(p[BUF2])), (int64(p[N2]),))
+    buf3 = carray(f32_at(int64(p[BUF3])), (int64(p[N3]),))
+    mm = buf2[:a * a * k * span].reshape(a * a, k, span)
+    output_transform(mm, bias, _table(p, TABLES + 12), _table(p, TABLES + 18), m, 0, tw, int64(p[PER_K]), y, buf3,
+                     int64(p[ACT]), p[LO], p[HI], p[ALPHA], p[BETA])

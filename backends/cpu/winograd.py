@@ -63,6 +63,9 @@ PASS_BYTES = 256 << 10
 # GEMMs (measured, 2 threads: PP-OCRv4 det 47 -> 37 ms; per layer 1.4-1.9x from YOLOv8n's
 # 16 channels at 80x80 to ResNet-18's 64 at 56x56; none at 1.3M, 64 channels at 10x10).
 SHARE_MACS = 1 << 19
+# A shared layer whose transformed weights U take at least this many bytes, and which fits one
+# block, runs as one block whose a*a GEMMs the two threads split (jit_winograd.layer_job).
+WHOLE_U_BYTES = 2 << 20
 
 
 @lru_cache(maxsize=None)
@@ -197,7 +200,14 @@ class WinogradConv(ConvCPU):
         # Two threads take blocks in turn, each with its own transform buffers.
         self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw,
                                     SHARE_MACS)
+        # Or, where U dominates, the whole layer as one block with the GEMMs split (layer_job).
+        self.whole = bool(self.workers == 2 and jit.available() and blas().sgemm64
+                          and 4 * a * a * g.m * g.c >= WHOLE_U_BYTES
+                          and 4 * a * a * (g.c + g.m) * (self.th + 1) * (self.tw + 1) <= JIT_BLOCK_BYTES)
+        if self.whole:
+            self.compiled, self.workers = True, 1
         (self._plan_compiled if self.compiled else self._plan_numpy)()
+        self.whole = self.whole and not self.after and self.rows == self.th
 
     def _block_rows(self, per_row, budget):
         rows = max(1, min(self.th, budget // per_row))
@@ -277,22 +287,23 @@ class WinogradConv(ConvCPU):
         are there and the activation is the kernels' own."""
         self.jobs = []
         sgemm = blas().sgemm64
-        if not (self.compiled and self.workers == 2 and not self.after and sgemm):
+        if not (self.compiled and (self.workers == 2 or self.whole) and not self.after and sgemm):
             return
         from . import jit_winograd
-        self.counter = np.zeros(1, np.int64)
+        self.counter = np.zeros(3, np.int64)
         x, out = self.inputs[0], self.outputs[0]
         self._args = [[jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit, self.g.pt,
                                              self.g.pl, self.tw, self.th, self.rows, self.per_c, self.per_k,
-                                             self.act, self.counter, sgemm, self.bufs[k])
+                                             self.act, self.counter, sgemm, self.bufs[min(k, self.workers - 1)])
                        for k in range(2)] for n in range(self.g.n)]
-        self.jobs = [(jit_winograd.block_job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in self._args]
+        job = jit_winograd.layer_job if self.whole else jit_winograd.block_job
+        self.jobs = [(job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in self._args]
 
     def run(self):
         serial_blas()
         if self.jobs:
             for job in self.jobs:
-                self.counter[0] = 0
+                self.counter[:] = 0
                 pair(*job, blas=True)
             return
         x, out = self.inputs[0], self.outputs[0]
