@@ -10,8 +10,10 @@ a microsecond instead of the ~30-60 us of waking a sleeping thread (docs/cpu.md)
 
 Block layout (int64 slots; one block per helper, BLOCK slots = 128 bytes apart so that two
 helpers never share a cache line):
-  STATE   IDLE, CLAIMED (a caller owns the helper and is filling in the job), NATIVE, PYTHON,
-          SLEEP (the helper waits on a futex on this word; `wake` moves it back to IDLE)
+  STATE   IDLE, CLAIMED (a caller owns the helper and is filling in the job), NATIVE / PYTHON
+          (a job is posted), RUNNING / TAKEN (the helper has taken it: until then a caller
+          whose parts are all done may take the job back, `revoke`), SLEEP (the helper waits
+          on a futex on this word; `wake` moves it back to IDLE)
   ACTIVE  non-zero while a session runs: the helper then spins and never sleeps
   FN, A, B, C   the native job: FN(int A, void *B, int C), OpenBLAS's dojob signature
   DONE    native jobs this helper has run (written by the helper only; tests read it)
@@ -27,7 +29,7 @@ from .jit import compile
 
 BLOCK = 16
 STATE, ACTIVE, FN, A, B, C, DONE = 0, 1, 3, 4, 5, 6, 7
-IDLE, CLAIMED, NATIVE, PYTHON, SLEEP = 0, 1, 2, 3, 4
+IDLE, CLAIMED, NATIVE, PYTHON, SLEEP, RUNNING, TAKEN = 0, 1, 2, 3, 4, 5, 6
 # Cycles (the CPU's time-stamp counter) an idle, inactive helper spins before it sleeps.
 SPIN_CYCLES = 1 << 24
 SPINS_BEFORE_YIELD = 256
@@ -173,12 +175,14 @@ def spin(block):
     while True:
         state = load(block)
         if state == NATIVE:
-            call_job(load(block + 8 * FN), load(block + 8 * A), load(block + 8 * B), load(block + 8 * C))
-            store(block + 8 * DONE, load(block + 8 * DONE) + 1)
-            store(block, IDLE)
+            if cas(block, NATIVE, RUNNING):
+                call_job(load(block + 8 * FN), load(block + 8 * A), load(block + 8 * B), load(block + 8 * C))
+                store(block + 8 * DONE, load(block + 8 * DONE) + 1)
+                store(block, IDLE)
             since, spins = cycles(), 0
         elif state == PYTHON:
-            return PYTHON
+            if cas(block, PYTHON, TAKEN):
+                return PYTHON
         else:
             spins = relax(spins)
             if state == IDLE and load(block + 8 * ACTIVE) == 0 and cycles() - since > SPIN_CYCLES:
@@ -249,12 +253,21 @@ def run_pair(block, fn, args0, args1):
         store(block + 8 * C, 0)
         store(block, NATIVE)
         call_job(fn, 0, args0, 0)
-        spins = 0
-        while load(block) == NATIVE:
-            spins = relax(spins)
+        revoke(block, NATIVE, RUNNING)
     else:
         call_job(fn, 0, args0, 0)
         call_job(fn, 1, args1, 0)
+
+
+@compile()
+def revoke(block, posted, taken):
+    """After the caller's own parts: take back a job the helper has not taken yet (a job whose
+    parts come from a counter has none left for it, and a helper still waking or held back
+    by the OS would keep the caller waiting for nothing), else wait for it to finish."""
+    if not cas(block, posted, IDLE):
+        spins = 0
+        while load(block) == taken:
+            spins = relax(spins)
 
 
 @compile()
@@ -266,14 +279,6 @@ def try_claim(block):
 @compile()
 def put(block, slot, value):
     store(block + 8 * slot, value)
-
-
-@compile()
-def wait_while(block, state):
-    """Spin (without the GIL) until the helper's state is no longer `state`."""
-    spins = 0
-    while load(block) == state:
-        spins = relax(spins)
 
 
 def blas_callback(blocks):
@@ -304,6 +309,6 @@ def blas_callback(blocks):
         for j in range(1, numjobs):
             block = blocks + stride * (j - 1)
             spins = 0
-            while load(block) == NATIVE:
+            while load(block) == NATIVE or load(block) == RUNNING:  # GEMM jobs must all run
                 spins = relax(spins)
     return callback

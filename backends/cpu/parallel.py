@@ -292,7 +292,7 @@ class Pool:
             job.work(0)
         finally:
             for h in claimed:
-                jt.wait_while(h[0], jt.PYTHON)
+                jt.revoke(h[0], jt.PYTHON, jt.TAKEN)
             if serial != 1:
                 self.blas.set_threads(serial)
         if job.error is not None:
