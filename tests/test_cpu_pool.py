@@ -280,3 +280,16 @@ def test_winograd_whole_layer_job(monkeypatch, unit, with_helper):
         exe = check_conv((1, 16, 13, 11), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "WinogradConv", act="Relu",
                          scale=WINOGRAD_SCALE[unit])
     assert exe.whole and exe.compiled and exe.jobs and len(exe.blocks) == 1
+
+
+def test_native_job_runs_without_any_pool(monkeypatch):
+    """An executor planned for two threads but run outside any session, before a pool exists
+    (parallel.pair then runs both parts on the caller), still matches onnxruntime."""
+    from backends.cpu import depthwise
+    from test_cpu_fast import check_conv
+    need_numba()
+    monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    monkeypatch.setattr(parallel, "_pool", None)
+    monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
+    exe = check_conv((1, 12, 17, 15), (12, 1, 3, 3), {"group": 12, "pads": [1, 1, 1, 1]}, "DepthwiseConv", act="Relu")
+    assert exe.jobs and parallel._pool is None

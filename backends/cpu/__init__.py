@@ -60,22 +60,16 @@ class CpuBackend(Backend):
             return run_all
 
         def run():
-            pool.enter()
-            try:
+            with pool:
                 run_all()
-            finally:
-                pool.exit()
         return run
 
     def time_each(self, executors):
         pool = self._pool()
         if pool is None:
             return super().time_each(executors)
-        pool.enter()
-        try:
+        with pool:
             return super().time_each(executors)
-        finally:
-            pool.exit()
 
     def _pool(self):
         from .parallel import pool, threads_of

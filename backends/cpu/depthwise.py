@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import jit
 from .conv import ConvCPU
-from .parallel import helper_allowed, pair, serial_blas, split, worth_splitting
+from .parallel import NativeJob, helper_allowed, serial_blas, split, worth_splitting
 
 # Tap copies are made for a block of channels at a time, at most this many bytes.
 TAPS_BUDGET = 1 << 20
@@ -83,21 +83,19 @@ class CompiledDepthwise(ConvCPU):
         n = self.work_floats
         self.work = [self.flat[k * n:(k + 1) * n] for k in range(self.workers)]
         self.jobs = []
-        if self.workers == 2:  # per image: both halves' argument blocks, and their addresses
+        if self.workers == 2:  # per image: one native job, an argument block per thread
             from .jit_depthwise import depthwise_job, pack_job
             x, out = self.inputs[0], self.outputs[0]
-            self.counter = np.zeros(1, np.int64)
-            blocks = [tuple(pack_job(x[n], self.w, self.b, out[n], 0, self.g.m, self.params, self.work[k],
-                                     self.counter, len(self.ranges)) for k in range(2)) for n in range(self.g.n)]
-            self.jobs = [(depthwise_job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in blocks]
-            self._blocks = blocks  # kept alive: the jobs hold their addresses
+            counter = np.zeros(1, np.int64)
+            self.jobs = [NativeJob(depthwise_job, [pack_job(x[n], self.w, self.b, out[n], 0, self.g.m, self.params,
+                                                            self.work[k], counter, len(self.ranges)) for k in range(2)],
+                                   counter) for n in range(self.g.n)]
 
     def run(self):
         x, out = self.inputs[0], self.outputs[0]
         for n in range(self.g.n):
             if self.jobs:
-                self.counter[0] = 0
-                pair(*self.jobs[n])
+                self.jobs[n].run()
             else:
                 self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, self.work[0])
             if self.after:

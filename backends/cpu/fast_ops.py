@@ -12,7 +12,7 @@ from engine.ops.nn import resolve_pads
 
 from . import CpuBackend, KernelExecutor, jit
 from .kernels_common import axis_of
-from .parallel import helper_allowed, pair
+from .parallel import NativeJob, helper_allowed
 
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.true_divide}
 
@@ -311,11 +311,11 @@ class MaxPoolCPU(OutExecutor):
             self.job = None
             if self.workers == 2:
                 from .jit_pool import pack_job, pool_job
-                self.counter = np.zeros(1, np.int64)
+                counter = np.zeros(1, np.int64)
                 parts = min(n * c, 2 * POOL_PARTS_PER_THREAD)
-                self._packed = [pack_job(x.reshape(-1), y.reshape(-1), n * c, self.plan, flat[k * rows:(k + 1) * rows],
-                                         self.counter, parts) for k in range(2)]
-                self.job = (pool_job.address, self._packed[0].ctypes.data, self._packed[1].ctypes.data)
+                self.job = NativeJob(pool_job, [pack_job(x.reshape(-1), y.reshape(-1), n * c, self.plan,
+                                                         flat[k * rows:(k + 1) * rows], counter, parts)
+                                                for k in range(2)], counter)
             return
         if self.padded:
             xp = flat[:self.pad_floats].reshape(n, c, self.hp, self.wp)
@@ -336,8 +336,7 @@ class MaxPoolCPU(OutExecutor):
             if self.job is None:
                 self.kernel(*self.args)
             else:
-                self.counter[0] = 0
-                pair(*self.job)
+                self.job.run()
             return
         if self.borders or self.inner is not None:
             for v in self.borders:

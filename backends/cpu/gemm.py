@@ -11,7 +11,7 @@ from engine.backend import Executor
 
 from . import CpuBackend, jit
 from .kernels_common import attr_str
-from .parallel import chunks, gemm_workers, pair, pool_running, serial_blas
+from .parallel import NativeJob, chunks, gemm_workers, pool_running, serial_blas
 
 ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid", "Tanh")
 _NEEDS_TMP = ("SiLU", "HardSwish", "LeakyRelu")
@@ -93,14 +93,11 @@ class Epilogue:
         return True
 
     def _shared(self, y, bias, params):
-        """The pass over y's rows as one native job on the pool's two threads."""
+        """The pass over y's rows as one native job on the pool's two threads (one argument
+        block for both: their parts are rows from the counter)."""
         from .jit_epilogue import epilogue_job, pack_job
-        if not hasattr(self, "counter"):
-            self.counter = np.zeros(1, np.int64)
-        self.counter[0] = 0
-        args = pack_job(y, bias, params, self.counter, min(y.shape[0], 8))
-        address = args.ctypes.data
-        pair(epilogue_job.address, address, address)
+        counter = np.zeros(1, np.int64)
+        NativeJob(epilogue_job, [pack_job(y, bias, params, counter, min(y.shape[0], 8))], counter).run()
 
     def _activate(self, y, tmp=None):
         act = self.act

@@ -111,6 +111,16 @@ def _plane(out, src, tab, k, shift, unit, base):
         t += take
 
 
+@compile(inline=True)
+def _geometry(m, tw, tiles):
+    """For F(m, 3) on tw tiles per row, a block's tile array (a*a, channels, span): a, the
+    tiles' row pitch tp (tw + a spare), span, its tile rows, and the array as (a*a, rest)."""
+    a = m + 2
+    tp = tw + 1
+    span = tiles.shape[2]
+    return a, tp, span, span // tp - 1, tiles.reshape(a * a, tiles.shape[1] * span)
+
+
 @compile()
 def input_transform(x, cols_tab, rows_tab, m, pt, pl, r0, tw, per, v, scratch):
     """v[k*a + l, c, r*tp + q] = (B^T d B)[k, l] for tile (r0 + r, q) of channel c, d being the
@@ -118,11 +128,7 @@ def input_transform(x, cols_tab, rows_tab, m, pt, pl, r0, tw, per, v, scratch):
     v is (a*a, C, S); `per` channels at a time, their phases and half-transformed tiles in
     `scratch` (scratch_floats), where they stay in L2."""
     n_c, h, w = x.shape
-    a = m + 2
-    tp = tw + 1
-    span = v.shape[2]
-    rows = span // tp - 1
-    vf = v.reshape(a * a, n_c * span)
+    a, tp, span, rows, vf = _geometry(m, tw, v)
     xf = x.reshape(n_c * h * w)
     for c0 in range(0, n_c, per):
         c1 = min(n_c, c0 + per)
@@ -165,11 +171,7 @@ def output_transform(mm, bias, rows_tab, cols_tab, m, r0, tw, per, y, scratch, a
     `per` output channels at a time, their two stages in `scratch`. The activation is
     jit_epilogue.activate's (act, lo, hi, alpha, beta)."""
     n_k, oh, ow = y.shape
-    a = m + 2
-    tp = tw + 1
-    span = mm.shape[2]
-    rows = span // tp - 1
-    mmf = mm.reshape(a * a, n_k * span)
+    a, tp, span, rows, mmf = _geometry(m, tw, mm)
     lo, hi = np.float32(lo), np.float32(hi)  # float64 bounds would widen the rows to float64
     alpha, beta = np.float32(alpha), np.float32(beta)
     for k0 in range(0, n_k, per):

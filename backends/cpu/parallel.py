@@ -28,6 +28,7 @@ MIXNN_SERIAL_BLAS=1 keeps BLAS on one thread for machines whose cores are shared
 processes (a descheduled BLAS worker stalls every GEMM for a time slice, docs/cpu.md); the
 pool's helpers still share the stages then.
 """
+import contextlib
 import os
 import sys
 import threading
@@ -110,6 +111,18 @@ class _Blas:
     def serial(self):
         if self.set_threads is not None and self.threads() != 1:
             self.set_threads(1)
+
+    @contextlib.contextmanager
+    def one_thread(self):
+        """BLAS on one thread inside, its count restored after (~1 us each way)."""
+        threads = self.threads() if self.set_threads is not None else 1
+        if threads != 1:
+            self.set_threads(1)
+        try:
+            yield
+        finally:
+            if threads != 1:
+                self.set_threads(threads)
 
 
 _blas = None
@@ -215,6 +228,13 @@ class Pool:
         return not (states == self.jt.SLEEP).any()
 
     # -- a session's run -----------------------------------------------------------------
+    def __enter__(self):
+        self.enter()
+        return self
+
+    def __exit__(self, *exc):
+        self.exit()
+
     def enter(self):
         with self.lock:
             self.depth += 1
@@ -282,19 +302,15 @@ class Pool:
                 fn(0, *args)
             return
         job = _Job(fn, items)
-        serial = self.blas.threads() if self.blas.set_threads is not None else 1
-        if serial != 1:
-            self.blas.set_threads(1)  # a shared stage's GEMMs run on one thread each
-        try:
-            for h in claimed:
-                h[1] = job
-                jt.put(h[0], jt.STATE, jt.PYTHON)
-            job.work(0)
-        finally:
-            for h in claimed:
-                jt.revoke(h[0], jt.PYTHON, jt.TAKEN)
-            if serial != 1:
-                self.blas.set_threads(serial)
+        with self.blas.one_thread():  # a shared stage's GEMMs run on one thread each
+            try:
+                for h in claimed:
+                    h[1] = job
+                    jt.put(h[0], jt.STATE, jt.PYTHON)
+                job.work(0)
+            finally:
+                for h in claimed:
+                    jt.revoke(h[0], jt.PYTHON, jt.TAKEN)
         if job.error is not None:
             raise job.error
 
@@ -375,22 +391,35 @@ def pool_running():
 
 
 def pair(fn, args0, args1, blas=False):
-    """A compiled kernel's two halves at once: fn (a cfunc address, void fn(int part, void
-    *args, int)) gets (0, args0) on the caller and (1, args1) on the pool's first helper, or
-    both on the caller when that helper is busy or asleep. No GIL on either side: a Python job
-    per half cost 20-80 us of GIL hand-offs, most of a small depthwise layer (docs/cpu.md).
-    blas=True: the job calls BLAS, which then runs on one thread (a threaded GEMM from the
-    helper would hand its jobs to the helper itself)."""
+    """A compiled kernel run at once by two threads: fn (a cfunc address, void fn(int part,
+    void *args, int)) gets (0, args0) on the caller and (1, args1) on the pool's first helper,
+    or both, one after the other, on the caller when no pool runs or its helper is busy or
+    asleep. No GIL on either side: a Python job per part cost 20-80 us of GIL hand-offs, most
+    of a small depthwise layer (docs/cpu.md). blas=True: the job calls BLAS, which then runs on
+    one thread (a threaded GEMM from the helper would hand its jobs to the helper itself)."""
     p = _pool
-    block = p.helpers[0][0] if p is not None and p.helpers and p.depth else 0
-    threads = p.blas.threads() if blas and p.blas.set_threads is not None else 1
-    if threads != 1:
-        p.blas.set_threads(1)
-    try:
+    if p is None:  # an executor run outside any session (no pool made yet): all on the caller
+        from . import jit_threads
+        jit_threads.run_pair(0, fn, args0, args1)
+        return
+    block = p.helpers[0][0] if pool_running() else 0
+    with p.blas.one_thread() if blas else contextlib.nullcontext():
         p.jt.run_pair(block, fn, args0, args1)
-    finally:
-        if threads != 1:
-            p.blas.set_threads(threads)
+
+
+class NativeJob:
+    """A cfunc (numba) run by `pair` on one argument block per thread (float64 arrays packed by
+    the kernel module's pack_job; one block serves both when the part index alone tells them
+    apart), whose parts both threads take from `counter` (reset before each run). Holds the
+    blocks: the job knows them by address only."""
+
+    def __init__(self, fn, blocks, counter, blas=False):
+        self.fn, self.blocks, self.counter, self.blas = fn.address, blocks, counter, blas
+        self.addresses = blocks[0].ctypes.data, blocks[-1].ctypes.data
+
+    def run(self):
+        self.counter[:] = 0
+        pair(self.fn, *self.addresses, blas=self.blas)
 
 
 def split(fn, parts):

@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import jit
 from .conv import GEMM_CHUNKS, ConvCPU, PaddedInput, phased
-from .parallel import blas, chunks, gemm_workers, pair, serial_blas
+from .parallel import NativeJob, blas, chunks, gemm_workers, serial_blas
 
 UNITS = (2, 4, 6)
 _POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
@@ -290,21 +290,19 @@ class WinogradConv(ConvCPU):
         if not (self.compiled and (self.workers == 2 or self.whole) and not self.after and sgemm):
             return
         from . import jit_winograd
-        self.counter = np.zeros(3, np.int64)
+        counter = np.zeros(3, np.int64)
         x, out = self.inputs[0], self.outputs[0]
-        self._args = [[jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit, self.g.pt,
-                                             self.g.pl, self.tw, self.th, self.rows, self.per_c, self.per_k,
-                                             self.act, self.counter, sgemm, self.bufs[min(k, self.workers - 1)])
-                       for k in range(2)] for n in range(self.g.n)]
         job = jit_winograd.layer_job if self.whole else jit_winograd.block_job
-        self.jobs = [(job.address, a0.ctypes.data, a1.ctypes.data) for a0, a1 in self._args]
+        self.jobs = [NativeJob(job, [jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit,
+                                                           self.g.pt, self.g.pl, self.tw, self.th, self.rows, self.per_c,
+                                                           self.per_k, self.act, counter, sgemm, buf)
+                                     for buf in self.bufs], counter, blas=True) for n in range(self.g.n)]
 
     def run(self):
         serial_blas()
         if self.jobs:
             for job in self.jobs:
-                self.counter[:] = 0
-                pair(*job, blas=True)
+                job.run()
             return
         x, out = self.inputs[0], self.outputs[0]
         block = self._compiled_block if self.compiled else self._block
