@@ -59,3 +59,12 @@ def jit_on(request, monkeypatch):
     else:
         monkeypatch.setattr(jit, "available", lambda: False)
     return request.param
+
+
+@pytest.fixture
+def im2col_gemm(monkeypatch):
+    """Convolutions that the packed GEMM (backends/cpu/packed.py) would take go through im2col
+    and numpy's GEMM instead: Im2colConv stays tested (grouped convolutions and machines
+    without numba run it)."""
+    from backends.cpu import packed
+    monkeypatch.setattr(packed, "ENABLED", False)

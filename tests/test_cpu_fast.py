@@ -121,11 +121,11 @@ def test_pointwise(seed):
     ({"strides": [2, 2], "pads": [3, 3, 3, 3]}, (8, 8, 7, 7)),             # stem-like 7x7
     ({"auto_pad": "SAME_UPPER", "strides": [2, 2]}, (8, 8, 4, 4)),         # auto pad
 ])
-def test_im2col(attrs, w_shape):
+def test_im2col(attrs, w_shape, im2col_gemm):
     check_conv((2, 8, 13, 11), w_shape, attrs, "Im2colConv")
 
 
-def test_im2col_bands(monkeypatch):
+def test_im2col_bands(monkeypatch, im2col_gemm):
     """Columns larger than the budget are built and multiplied a band of output rows at a time."""
     monkeypatch.setattr(conv, "COLS_BUDGET", 4096)
     exe = check_conv((1, 8, 17, 9), (6, 8, 3, 3), {"strides": [2, 1], "pads": [1, 1, 1, 1]}, "Im2colConv")
@@ -244,7 +244,7 @@ def test_winograd_cost_model_prefers_im2col_for_small_images_with_big_weights():
 
 
 @pytest.mark.parametrize("act", sorted(ACTS))
-def test_fused_activations(act, jit_on):
+def test_fused_activations(act, jit_on, im2col_gemm):
     check_conv((1, 8, 9, 9), (16, 8, 1, 1), {}, "PointwiseConv", act=act)
     check_conv((1, 8, 9, 9), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}, "DepthwiseConv", act=act)
     check_conv((1, 8, 9, 9), (6, 8, 3, 3), {"strides": [2, 2]}, "Im2colConv", act=act, bias=False)
@@ -313,7 +313,7 @@ def test_runs_do_not_allocate():
     ((12, 8, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2]}, "Im2colConv"),
     ((16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "WinogradConv"),
 ])
-def test_gemm_shared_by_two_threads(two_threads, w_shape, attrs, expect, monkeypatch):
+def test_gemm_shared_by_two_threads(two_threads, w_shape, attrs, expect, monkeypatch, im2col_gemm):
     """Column chunks, row bands and tile-row blocks claimed by either thread, each with its own
     scratch, give onnxruntime's result (odd sizes: the last chunk is short)."""
     if expect == "WinogradConv":

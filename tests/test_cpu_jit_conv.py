@@ -65,12 +65,12 @@ IM2COL = [
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs", IM2COL)
 @pytest.mark.parametrize("act", ACTS)
-def test_im2col(x_shape, w_shape, attrs, act, jit_on):
+def test_im2col(x_shape, w_shape, attrs, act, jit_on, im2col_gemm):
     exe = check_conv(x_shape, w_shape, attrs, "Im2colConv", act=act, bias=act != "Clip")
     assert exe.phased == jit_on
 
 
-def test_im2col_phased_bands(jit_on, monkeypatch):
+def test_im2col_phased_bands(jit_on, monkeypatch, im2col_gemm):
     """Bands of a few output rows: each band's phase planes start at its own image row."""
     monkeypatch.setattr(conv, "COLS_BUDGET", 1 << 12)  # both paths' bands
     exe = check_conv((2, 4, 33, 29), (6, 4, 3, 3), {"strides": [2, 2], "pads": [1, 2, 1, 0]}, "Im2colConv",
@@ -78,7 +78,7 @@ def test_im2col_phased_bands(jit_on, monkeypatch):
     assert len(exe.bands) > 3 and exe.phased == jit_on
 
 
-def test_im2col_stays_with_numpy_where_the_waste_is_large(monkeypatch):
+def test_im2col_stays_with_numpy_where_the_waste_is_large(monkeypatch, im2col_gemm):
     """7x7 maps: wq = OW + 2 would add 29% to the GEMM, 64 multiply-adds per output each."""
     need_numba()
     force_unit(monkeypatch, 1)

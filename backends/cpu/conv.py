@@ -522,4 +522,7 @@ def strategy(g):
         return PointwiseConv
     if best_unit(g) > 1:
         return WinogradConv
+    from . import packed
+    if packed.applies(g):
+        return packed.PackedConv
     return Im2colConv

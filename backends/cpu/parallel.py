@@ -413,13 +413,18 @@ class NativeJob:
     apart), whose parts both threads take from `counter` (reset before each run). Holds the
     blocks: the job knows them by address only."""
 
-    def __init__(self, fn, blocks, counter, blas=False):
+    def __init__(self, fn, blocks, counter, blas=False, solo=False):
         self.fn, self.blocks, self.counter, self.blas = fn.address, blocks, counter, blas
         self.addresses = blocks[0].ctypes.data, blocks[-1].ctypes.data
+        self.solo = solo  # both parts on the caller (a one-thread session)
 
     def run(self):
         self.counter[:] = 0
-        pair(self.fn, *self.addresses, blas=self.blas)
+        if self.solo:
+            from . import jit_threads
+            jit_threads.run_pair(0, self.fn, *self.addresses)
+        else:
+            pair(self.fn, *self.addresses, blas=self.blas)
 
 
 def split(fn, parts):

@@ -1,0 +1,331 @@
+"""Packed GEMM for convolutions (imported only when backends.cpu.jit.available()).
+
+numpy's GEMM (OpenBLAS) packs both operands on every call. For a convolution one operand, the
+weights, never changes: ResNet-18's 512-channel 3x3 layers (M=512, K=4608, N=49) spend a third
+of their GEMM repacking 9.4 MB of weights, and at N=49 OpenBLAS reached 62-83 GFLOP/s on one
+core here against ~100 for a square GEMM (docs/cpu.md "Packed GEMM"). onnxruntime's MLAS packs
+the weights once at load; so does this module, as MNN's and ncnn's convolutions do:
+
+  A  the weights (M, K), packed at prepare into panels of MR rows, A[panel][k][MR] (zero rows
+     pad the last panel);
+  B  the im2col columns, gathered straight from the (padded) image into panels of NR columns,
+     B[panel][k][NR] -- no separate im2col buffer, no copy into GEMM order afterwards;
+  C  the output (M, N) in NCHW, written by the tile kernel with the bias (loaded as the
+     accumulators' initial value), an optional residual and a clamp (Relu, Relu6, Clip).
+
+The tile kernel (`_tile`) is written in LLVM IR through a numba intrinsic: an MR x NR block of
+vector accumulators (MR/LANES vectors per column) kept in registers over the whole K loop, one
+broadcast of B per column and k, fused multiply-adds. numba cannot keep such a block in
+registers from Python source (a local array is memory). LANES, MR, NR follow the host's vector
+registers: AVX-512 16 lanes, 32 x 12 (24 of 32 registers); AVX2 8 lanes, 16 x 6 (12 of 16);
+otherwise 4 lanes (NEON: 16 x 6 in 24 of 32). On this Zen 4 the kernel ran 110-115 GFLOP/s on
+one core for the shapes above (OpenBLAS through numpy 62-102, same shapes, docs/cpu.md).
+
+A convolution is one native job (`conv_job`) of the pool's two threads, in one of two modes:
+  shared  (few, long columns: deep layers) all panels of B are packed first, the threads taking
+          panel ranges from a counter; after a wait for the last one, they take ranges of
+          A's panels, each against all of B;
+  private (many columns: early layers) a part is a range of B's panels: the thread packs them
+          into its own buffer (sized to stay in L2) and multiplies all of A against them.
+Gather offsets come from two tables made at plan time: col[n], the image offset of output
+column n's window origin, and row[k], the offset of tap k = (c, i, j) from it, so that
+B[p][k][j] = image[col[p*NR + j] + row[k]] with no bounds checks (the image is zero-padded
+first). A panel whose NR columns are consecutive in the image (stride 1, one output row) is
+copied as a run.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, int64, types, uint64
+from numba.extending import intrinsic
+
+from .jit import FASTMATH, compile
+from .jit_threads import address, f32_at, f64_at, fetch_add, i64_at, load, relax, u64_at
+
+
+def _host_shape():
+    """(LANES, MR, NR) for the host's vector registers (module docstring)."""
+    try:
+        import llvmlite.binding as llvm
+        features = llvm.get_host_cpu_features()
+        flags = {k for k, v in features.items() if v}
+    except Exception:  # no host information: the portable shape
+        flags = set()
+    import platform
+    if "avx512f" in flags:
+        return 16, 32, 12
+    if "avx2" in flags or "avx" in flags:
+        return 8, 16, 6
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return 4, 16, 6
+    return 4, 8, 4
+
+
+LANES, MR, NR = _host_shape()
+MV = MR // LANES
+
+_F32, _I64, _I32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
+_VEC = ir.VectorType(_F32, LANES)
+
+
+def _declare(builder, name, ret, params):
+    fn = builder.module.globals.get(name)
+    return fn if fn is not None else ir.Function(builder.module, ir.FunctionType(ret, params), name)
+
+
+def _splat(builder, scalar):
+    one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+def _const(v):
+    return ir.Constant(_I64, v)
+
+
+@intrinsic
+def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
+    """One MR x NR tile: acc = bias + A_panel (k x MR, at a) x B_panel (k x NR, at b). With
+    tile == 0: C[i*ldc + j] = clamp(acc[i][j] (+ res[i*ldc + j] when res != 0), lo, hi) for
+    the whole tile, C at c; else the raw accumulators go to `tile` (NR x MR floats, column j
+    at tile + j*MR) for a caller that stores part of a tile. All addresses and sizes int64."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, types.float32, types.float32, i64, i64)
+
+    def codegen(context, builder, sig, args):
+        a, b, c, ldc, bias, k_count, lo, hi, res, tile = args
+        fp, vp = _F32.as_pointer(), _VEC.as_pointer()
+        ap, bp, cp = builder.inttoptr(a, fp), builder.inttoptr(b, fp), builder.inttoptr(c, fp)
+        biasp = builder.inttoptr(bias, fp)
+        fma = _declare(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC, _VEC, _VEC])
+        init = [builder.load(builder.bitcast(builder.gep(biasp, [_const(v * LANES)]), vp), align=4)
+                for v in range(MV)]
+        pre = builder.basic_block
+        loop = builder.append_basic_block("tile.loop")
+        done = builder.append_basic_block("tile.done")
+        builder.cbranch(builder.icmp_signed(">", k_count, _const(0)), loop, done)
+
+        builder.position_at_end(loop)
+        k = builder.phi(_I64)
+        k.add_incoming(_const(0), pre)
+        acc = []
+        for j in range(NR):
+            for v in range(MV):
+                p = builder.phi(_VEC)
+                p.add_incoming(init[v], pre)
+                acc.append(p)
+        a_at, b_at = builder.mul(k, _const(MR)), builder.mul(k, _const(NR))
+        av = [builder.load(builder.bitcast(builder.gep(ap, [builder.add(a_at, _const(v * LANES))]), vp), align=4)
+              for v in range(MV)]
+        new = []
+        for j in range(NR):
+            s = _splat(builder, builder.load(builder.gep(bp, [builder.add(b_at, _const(j))])))
+            for v in range(MV):
+                new.append(builder.call(fma, [av[v], s, acc[j * MV + v]]))
+        k_next = builder.add(k, _const(1))
+        end = builder.basic_block
+        k.add_incoming(k_next, end)
+        for p, n in zip(acc, new):
+            p.add_incoming(n, end)
+        builder.cbranch(builder.icmp_signed("<", k_next, k_count), loop, done)
+
+        builder.position_at_end(done)
+        out = []
+        for j in range(NR):
+            for v in range(MV):
+                p = builder.phi(_VEC)
+                p.add_incoming(init[v], pre)
+                p.add_incoming(new[j * MV + v], end)
+                out.append(p)
+        raw = builder.append_basic_block("tile.raw")
+        direct = builder.append_basic_block("tile.direct")
+        exit_ = builder.append_basic_block("tile.exit")
+        builder.cbranch(builder.icmp_signed("!=", tile, _const(0)), raw, direct)
+
+        builder.position_at_end(raw)
+        tp = builder.inttoptr(tile, fp)
+        for j in range(NR):
+            for v in range(MV):
+                builder.store(out[j * MV + v], builder.bitcast(builder.gep(tp, [_const(j * MR + v * LANES)]), vp), align=4)
+        builder.branch(exit_)
+
+        # Direct stores, without and with a residual: element (i, j) of the tile is lane i % LANES
+        # of vector (j, i // LANES); C's row i starts at c + i*ldc.
+        builder.position_at_end(direct)
+        plain = builder.append_basic_block("tile.plain")
+        added = builder.append_basic_block("tile.residual")
+        rp = builder.inttoptr(res, fp)
+        builder.cbranch(builder.icmp_signed("==", res, _const(0)), plain, added)
+        for block, with_res in ((plain, False), (added, True)):
+            builder.position_at_end(block)
+            for j in range(NR):
+                for v in range(MV):
+                    vec = out[j * MV + v]
+                    for lane in range(LANES):
+                        i = v * LANES + lane
+                        at = builder.add(builder.mul(_const(i), ldc), _const(j))
+                        x = builder.extract_element(vec, ir.Constant(_I32, lane))
+                        if with_res:
+                            x = builder.fadd(x, builder.load(builder.gep(rp, [at])))
+                        # comparisons, not min/max: NaN stays NaN (jit_epilogue.activate)
+                        x = builder.select(builder.fcmp_ordered("<", x, lo), lo, x)
+                        x = builder.select(builder.fcmp_ordered(">", x, hi), hi, x)
+                        builder.store(x, builder.gep(cp, [at]))
+            builder.branch(exit_)
+        builder.position_at_end(exit_)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def pack_weights(w, bias):
+    """A (M, K) and its bias (M,) packed as the tile kernel reads them: (panels, K, MR) and
+    (panels * MR,), zero rows after M."""
+    m, k = w.shape
+    panels = -(-m // MR)
+    a = np.zeros((panels * MR, k), np.float32)
+    a[:m] = w
+    b = np.zeros(panels * MR, np.float32)
+    if bias is not None:
+        b[:m] = np.asarray(bias, np.float32).reshape(-1)
+    return np.ascontiguousarray(a.reshape(panels, MR, k).transpose(0, 2, 1)), b
+
+
+def tables(c, hp, wp, kh, kw, sh, sw, dh, dw, oh, ow):
+    """Gather tables for a (c, hp, wp) zero-padded image: col (panels*NR,) uint64, the offset
+    of each output column's window origin (columns past N repeat column 0: computed, never
+    stored); row (c*kh*kw,) uint64, the offset of each tap; run (panels,) int64, 1 where a
+    panel's columns are consecutive in the image."""
+    n = oh * ow
+    panels = -(-n // NR)
+    oy, ox = np.divmod(np.arange(panels * NR) % n if n else np.zeros(panels * NR, np.int64), max(ow, 1))
+    col = (oy * sh * wp + ox * sw).astype(np.uint64)
+    col[n:] = col[0] if n else 0
+    ci, i, j = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
+    row = (ci * hp * wp + i * dh * wp + j * dw).reshape(-1).astype(np.uint64)
+    steps = np.diff(col.reshape(panels, NR).astype(np.int64), axis=1)
+    run = np.all(steps == 1, axis=1).astype(np.int64)
+    return col, row, run
+
+
+@compile(inline=True)
+def _pack(x, dst, col, row, run, p0, p1, k_count):
+    """B panels [p0, p1) into dst (panel p0 first): dst[(p-p0)*K*NR + k*NR + j] = x[col[p*NR+j] + row[k]]."""
+    nr = uint64(NR)
+    for p in range(p0, p1):
+        d = uint64((p - p0) * k_count) * nr
+        first = uint64(p) * nr
+        if run[p]:
+            base = col[first]
+            for k in range(k_count):
+                s = base + row[k]
+                o = d + uint64(k) * nr
+                for j in range(NR):
+                    dst[o + uint64(j)] = x[s + uint64(j)]
+        else:
+            for k in range(k_count):
+                r = row[k]
+                o = d + uint64(k) * nr
+                for j in range(NR):
+                    dst[o + uint64(j)] = x[col[first + uint64(j)] + r]
+
+
+@compile(inline=True)
+def _multiply(a, bias, bpanels, y, res, tile, m, n, k_count, mp0, mp1, p0, p1, pb, lo, hi):
+    """y (m, n) tiles for A panels [mp0, mp1) x B panels [p0, p1) (B at bpanels holds panel pb
+    first). Edge tiles through `tile` (a thread's NR x MR floats)."""
+    kb = k_count * NR * 4
+    for mp in range(mp0, mp1):
+        pa = a + mp * k_count * MR * 4
+        rows = min(MR, m - mp * MR)
+        for p in range(p0, p1):
+            n0 = p * NR
+            cols = min(NR, n - n0)
+            at = (mp * MR * n + n0) * 4
+            r = res + at if res != 0 else 0
+            if rows == MR and cols == NR:
+                _tile(pa, bpanels + (p - pb) * kb, y + at, n, bias + mp * MR * 4, k_count, lo, hi, r, 0)
+            else:
+                _tile(pa, bpanels + (p - pb) * kb, y + at, n, bias + mp * MR * 4, k_count, lo, hi, r, tile)
+                _store(tile, y + at, n, r, rows, cols, lo, hi)
+
+
+@compile(inline=True)
+def _store(tile, c, ldc, res, rows, cols, lo, hi):
+    t = carray(f32_at(tile), (NR * MR,))
+    out = carray(f32_at(c), ((rows - 1) * ldc + cols,))
+    for j in range(cols):
+        for i in range(rows):
+            v = t[j * MR + i]
+            if res != 0:
+                v += carray(f32_at(res), ((rows - 1) * ldc + cols,))[i * ldc + j]
+            v = lo if v < lo else v
+            out[i * ldc + j] = hi if v > hi else v
+
+
+# conv_job's float64 argument block (pack_job): addresses and sizes, exact in float64.
+ARGS = 24
+(X, XN, COL, ROW, RUN, A, BIAS, Y, RES, BUF, TILE, M, N, K, PANELS, APANELS,
+ LO, HI, SHARED, CHUNK, COUNTERS, PACK_PARTS, ASPLIT, BSPLIT) = range(ARGS)
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def conv_job(part, args, unused):
+    """One image of a packed-GEMM convolution, parts from counters (module docstring). Counters
+    (int64 x 3 at COUNTERS): pack parts claimed, pack parts done, multiply parts claimed."""
+    g = carray(f64_at(address(args)), (ARGS,))
+    panels, k_count = int64(g[PANELS]), int64(g[K])
+    x = carray(f32_at(int64(g[X])), (int64(g[XN]),))
+    col = carray(u64_at(int64(g[COL])), (panels * NR,))
+    row = carray(u64_at(int64(g[ROW])), (k_count,))
+    m, n, apanels = int64(g[M]), int64(g[N]), int64(g[APANELS])
+    a, bias, y, res, buf, tile = int64(g[A]), int64(g[BIAS]), int64(g[Y]), int64(g[RES]), int64(g[BUF]), int64(g[TILE])
+    lo, hi = np.float32(g[LO]), np.float32(g[HI])
+    chunk = int64(g[CHUNK])
+    counters = int64(g[COUNTERS])
+    runs = carray(i64_at(int64(g[RUN])), (panels,))
+    if g[SHARED] != 0:
+        dst = carray(f32_at(buf), (panels * k_count * NR,))
+        pack_parts = int64(g[PACK_PARTS])
+        while True:
+            i = fetch_add(counters, 1)
+            if i >= pack_parts:
+                break
+            p0, p1 = i * chunk, min(panels, (i + 1) * chunk)
+            _pack(x, dst[p0 * k_count * NR:], col, row, runs, p0, p1, k_count)
+            fetch_add(counters + 8, 1)
+        spins = 0
+        while load(counters + 8) < pack_parts:
+            spins = relax(spins)
+        asplit, bsplit = int64(g[ASPLIT]), int64(g[BSPLIT])
+        while True:
+            i = fetch_add(counters + 16, 1)
+            if i >= asplit * bsplit:
+                return
+            ai, bi = i // bsplit, i % bsplit
+            _multiply(a, bias, buf, y, res, tile, m, n, k_count, apanels * ai // asplit, apanels * (ai + 1) // asplit,
+                      panels * bi // bsplit, panels * (bi + 1) // bsplit, 0, lo, hi)
+    else:
+        dst = carray(f32_at(buf), (chunk * k_count * NR,))
+        parts = -(-panels // chunk)
+        while True:
+            i = fetch_add(counters, 1)
+            if i >= parts:
+                return
+            p0, p1 = i * chunk, min(panels, (i + 1) * chunk)
+            _pack(x, dst, col, row, runs, p0, p1, k_count)
+            _multiply(a, bias, buf, y, res, tile, m, n, k_count, 0, apanels, p0, p1, p0, lo, hi)
+
+
+def pack_job(x, col, row, runs, a, bias, y, res, buf, tile, m, n, k, panels, lo, hi, shared, chunk, counters,
+             pack_parts, asplit, bsplit):
+    """conv_job's float64 argument block for one image and thread: x the (padded) image, y the
+    output (m, n), res the residual shaped like y or None; buf the shared or this thread's B
+    panels, tile this thread's NR x MR floats; the rest from PackedConv's plan."""
+    assert x.dtype == y.dtype == buf.dtype == tile.dtype == a.dtype == bias.dtype == np.float32
+    assert col.dtype == row.dtype == np.uint64 and runs.dtype == np.int64 and counters.dtype == np.int64
+    assert y.flags.c_contiguous and x.flags.c_contiguous and (res is None or (res.flags.c_contiguous and res.dtype == np.float32))
+    assert tile.size >= NR * MR and buf.size >= (panels if shared else chunk) * k * NR and col.size == panels * NR
+    return np.array([x.ctypes.data, x.size, col.ctypes.data, row.ctypes.data, runs.ctypes.data, a.ctypes.data,
+                     bias.ctypes.data, y.ctypes.data, 0 if res is None else res.ctypes.data, buf.ctypes.data,
+                     tile.ctypes.data, m, n, k, panels, a.shape[0], lo, hi, int(shared), chunk, counters.ctypes.data,
+                     pack_parts, asplit, bsplit], np.float64)

@@ -1,0 +1,115 @@
+"""Convolution through mixnn's own packed GEMM (jit_gemm.py), when numba is there.
+
+Taken for the convolutions that would otherwise run im2col + numpy GEMM (one group, not
+depthwise, not Winograd): the weights are packed once into the tile kernel's panels, and each
+run gathers the im2col columns straight into B's panels from the zero-padded image, then one
+native job of the pool's two threads packs and multiplies (jit_gemm's docstring has the modes).
+Bias, a residual and Relu/Clip are applied as the tiles are stored; other activations in one
+pass after (gemm.Epilogue). Measured against im2col + OpenBLAS on two threads in docs/cpu.md
+("Packed GEMM").
+"""
+import numpy as np
+
+from . import jit
+from .conv import ConvCPU, PaddedInput
+from .parallel import NativeJob, helper_allowed
+
+# Private mode (jit_gemm): a part's B panels take about this many bytes (in L2 beside A's).
+PART_BYTES = 128 << 10
+# Private mode needs at least this many parts (columns enough for both threads to share);
+# below, the shared mode packs all of B first and splits A's panels (and B's) into MUL_PARTS.
+MIN_PRIVATE_PARTS = 8
+MUL_PARTS = 8
+PACK_PARTS = 8
+
+
+# Off: im2col + numpy GEMM instead (A/B measurements).
+ENABLED = True
+
+
+def applies(g):
+    """Whether PackedConv runs geometry g (ConvCPU.strategy asks)."""
+    return ENABLED and jit.available() and g.group == 1 and g.c * g.kh * g.kw > 0 and g.m > 0
+
+
+class PackedConv(ConvCPU):
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        from . import jit_epilogue, jit_gemm
+        self.jg = jg = jit_gemm
+        g = self.g
+        self.k = g.c * g.kh * g.kw
+        self.n_cols = g.oh * g.ow
+        self.a, self.b = self.prepared(f"packed{jg.MR}", lambda w: jg.pack_weights(
+            w.reshape(g.m, self.k), self.bias))
+        # A residual (fusion.py) is added as the tiles are stored, then the node's activation:
+        # ConvCPU's separate residual pass is not needed.
+        self.residual = len(ins) > 3 and ins[3] is not None
+        act = self.finish if self.residual else self.epilogue
+        if self.residual:
+            del self.run  # ConvCPU's wrapper with its residual pass: this class's run() does it all
+        self.act = act
+        (code, lo, hi, _, _), _ = jit_epilogue.params(act)
+        clamp = act.act in ("Relu", "Clip")
+        self.lo, self.hi = (np.float32(lo), np.float32(hi)) if clamp else (np.float32(-np.inf), np.float32(np.inf))
+        self.after = bool(act.act) and not clamp
+        self.pad = PaddedInput(g) if g.padded else None
+        hp, wp = (self.pad.hp, self.pad.wp) if self.pad else (g.h, g.w)
+        self.image_floats = g.c * hp * wp
+        self.col, self.row, self.runs = jg.tables(g.c, hp, wp, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.oh, g.ow)
+        self.panels = -(-self.n_cols // jg.NR)
+        self.apanels = self.a.shape[0]
+        panel_floats = self.k * jg.NR
+        self.chunk = max(1, PART_BYTES // (4 * panel_floats))
+        self.workers = 2 if helper_allowed(backend) else 1
+        self.shared = -(-self.panels // self.chunk) < MIN_PRIVATE_PARTS * (self.workers > 1)
+        if self.shared:
+            self.chunk = -(-self.panels // PACK_PARTS)
+            self.buf_floats = self.panels * panel_floats
+        else:
+            self.buf_floats = self.chunk * panel_floats
+        self.asplit = min(self.apanels, MUL_PARTS)
+        self.bsplit = min(self.panels, -(-MUL_PARTS // self.asplit))
+
+    def tmp_floats(self):
+        return self.out_floats if self.after and self.act.needs_tmp else 0
+
+    def scratch_bytes(self):
+        jg = self.jg
+        bufs = 1 if self.shared else self.workers
+        pad = self.pad.floats if self.pad else 0
+        return 4 * (pad + bufs * self.buf_floats + 2 * jg.NR * jg.MR + self.tmp_floats())
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        jg, g = self.jg, self.g
+        at = 0
+        if self.pad:
+            self.pad.bind(self.flat)
+            at = self.pad.floats
+        bufs = []
+        for _ in range(1 if self.shared else self.workers):
+            bufs.append(self.flat[at:at + self.buf_floats])
+            at += self.buf_floats
+        tiles = [self.flat[at + t * jg.NR * jg.MR:at + (t + 1) * jg.NR * jg.MR] for t in range(2)]
+        self.counters = np.zeros(3, np.int64)
+        x, y = self.inputs[0], self.outputs[0]
+        z = self.inputs[3] if self.residual else None
+        pack_parts = -(-self.panels // self.chunk)
+        self.jobs = []
+        for i in range(g.n):
+            src = self.pad.buf if self.pad else x[i]
+            blocks = [jg.pack_job(src, self.col, self.row, self.runs, self.a, self.b, y[i],
+                                  None if z is None else z[i], bufs[t % len(bufs)], tiles[t], g.m, self.n_cols,
+                                  self.k, self.panels, self.lo, self.hi, self.shared, self.chunk, self.counters,
+                                  pack_parts, self.asplit, self.bsplit) for t in range(2)]
+            self.jobs.append(NativeJob(jg.conv_job, blocks, self.counters, solo=self.workers == 1))
+
+    def run(self):
+        x, y = self.inputs[0], self.outputs[0]
+        for i, job in enumerate(self.jobs):
+            if self.pad:
+                self.pad.fill(x[i])
+            job.run()
+            if self.after:
+                self.act.activate(y[i], self.image_tmp(y[i]))

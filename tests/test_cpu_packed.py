@@ -1,0 +1,126 @@
+"""The packed-GEMM convolution (backends/cpu/packed.py, jit_gemm.py) against onnxruntime: the
+geometries im2col takes (strides, dilations, asymmetric pads, 7x7 stems, 1x1 with stride),
+sizes that leave partial tiles on both sides (M not a multiple of MR, output columns not a
+multiple of NR), a batch, fused activations and residuals, both job modes (B packed by parts
+or all first), on one thread and on two with the helper taking part."""
+import numpy as np
+import pytest
+
+import engine
+from backends.cpu import jit, packed
+from conftest import need_numba
+from test_cpu_fast import check_conv
+from test_cpu_fusion import residual_model, run_both
+from test_cpu_pool import helper_takes_part
+
+ACTS = [None, "Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu"]
+
+# (x shape, w shape, attrs)
+GEOMETRIES = [
+    ((2, 3, 37, 41), (8, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 5, 30, 33), (6, 5, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((2, 4, 31, 27), (5, 4, 3, 3), {"strides": [2, 2], "pads": [0, 1, 2, 0]}),
+    ((1, 3, 45, 47), (40, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # stem-like
+    ((1, 4, 23, 50), (3, 4, 3, 5), {"strides": [2, 3]}),
+    ((1, 9, 13, 11), (33, 9, 1, 1), {"strides": [2, 2]}),                       # strided 1x1
+    ((1, 1, 5, 4), (1, 1, 2, 2), {}),                                           # K = 4, one row of A
+    ((1, 70, 7, 7), (70, 70, 3, 3), {"pads": [1, 1, 1, 1], "dilations": [1, 1], "strides": [1, 1]}),
+]
+
+
+@pytest.fixture
+def packed_on(monkeypatch):
+    need_numba()
+    # 7x7 maps of 70 channels would go to Winograd: force im2col's place for every geometry.
+    from backends.cpu import winograd
+    monkeypatch.setattr(winograd, "best_unit", lambda g: 1)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs", GEOMETRIES)
+@pytest.mark.parametrize("act", ACTS)
+def test_packed_conv(packed_on, x_shape, w_shape, attrs, act):
+    exe = check_conv(x_shape, w_shape, attrs, "PackedConv", act=act, bias=act != "Clip")
+    assert len(exe.jobs) == x_shape[0]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_both_modes(packed_on, monkeypatch, shared):
+    """B packed all at once then shared, or by parts into each thread's own buffer (parts of
+    one panel: many parts, the last one short)."""
+    monkeypatch.setattr(packed, "PART_BYTES", 1)
+    monkeypatch.setattr(packed, "MIN_PRIVATE_PARTS", 10 ** 9 if shared else 1)
+    exe = check_conv((2, 6, 19, 23), (37, 6, 3, 3), {"strides": [1, 2], "pads": [1, 1, 1, 1]}, "PackedConv",
+                     act="Relu")
+    assert exe.shared == shared and exe.panels > 8
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_helper_takes_part(two_threads, packed_on, monkeypatch, shared):
+    """On two threads both take parts of the same job (the helper's part really ran) and the
+    result does not depend on who took which."""
+    monkeypatch.setattr(packed, "MIN_PRIVATE_PARTS", 10 ** 9 if shared else 1)
+    monkeypatch.setattr(packed, "PART_BYTES", 1 << 12)
+    exe = check_conv((1, 16, 29, 31), (40, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "PackedConv",
+                     act="Clip", bias=False)
+    assert exe.workers == 2 and exe.shared == shared
+    helper_takes_part(two_threads, exe)
+
+
+@pytest.mark.parametrize("act", [None, "Relu", "SiLU"])
+@pytest.mark.parametrize("big", [False, True])
+def test_residual_in_the_tiles(packed_on, monkeypatch, act, big):
+    """Conv + Add(residual) [+ activation]: the residual is added as the tiles are stored,
+    before the activation; `big` has whole tiles (the kernel's own stores) besides partial ones."""
+    import test_cpu_fusion
+    if big:
+        monkeypatch.setitem(test_cpu_fusion.STRATEGIES, "im2col",
+                            ((1, 8, 15, 27), (40, 8, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}))
+    model, x = residual_model("im2col", act)
+    ops = run_both(model, x)
+    assert "Add" not in ops, ops
+    sess = engine.InferenceSession(model, backend="cpu")
+    sess.run(None, {"x": x})
+    kinds = [type(e).__name__ for e in sess._plan.executors.values()]
+    assert "PackedConv" in kinds, kinds
+
+
+def test_nan_and_inf_propagate(packed_on):
+    """A NaN or an infinity in the image reaches the outputs whose windows hold it, through Relu's
+    clamp too (comparisons keep NaN), as in onnxruntime."""
+    from onnx import helper
+    from oracle import ort_run
+    from test_cpu_fast import onnx_model
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 4, 11, 13)).astype(np.float32)
+    x[0, 1, 3, 4], x[0, 2, 8, 9] = np.nan, np.inf
+    w = rng.standard_normal((9, 4, 3, 3)).astype(np.float32)
+    model = onnx_model([helper.make_node("Conv", ["x", "w"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
+                        helper.make_node("Relu", ["c"], ["y"])], {"x": x}, "y", {"w": w})
+    got = engine.InferenceSession(model, backend="cpu").run(None, {"x": x})[0]
+    ref = ort_run(model, {"x": x})[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-4, atol=1e-4)
+
+
+def test_tables_cover_every_column():
+    """jit_gemm.tables: each output column's window origin and each tap's offset, against the
+    index arithmetic written out; runs only where a panel's columns are consecutive."""
+    need_numba()
+    from backends.cpu import jit_gemm as jg
+    c, hp, wp, kh, kw, sh, sw, dh, dw = 3, 11, 14, 3, 2, 2, 1, 2, 3
+    oh, ow = (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1
+    col, row, run = jg.tables(c, hp, wp, kh, kw, sh, sw, dh, dw, oh, ow)
+    for n in range(oh * ow):
+        assert col[n] == (n // ow) * sh * wp + (n % ow) * sw
+    taps = [(ci * hp + i * dh) * wp + j * dw for ci in range(c) for i in range(kh) for j in range(kw)]
+    assert row.tolist() == taps
+    for p in range(run.size):
+        cols = col[p * jg.NR:(p + 1) * jg.NR].astype(np.int64)
+        assert bool(run[p]) == bool(np.all(np.diff(cols) == 1))
+
+
+def test_off_without_numba(monkeypatch):
+    monkeypatch.setattr(jit, "available", lambda: False)
+    check_conv((1, 3, 9, 9), (4, 3, 3, 3), {"strides": [2, 2]}, "Im2colConv")
