@@ -48,7 +48,7 @@ def test_both_modes(packed_on, monkeypatch, shared):
     """B packed all at once then shared, or by parts into each thread's own buffer (parts of
     one panel: many parts, the last one short)."""
     monkeypatch.setattr(packed, "PART_BYTES", 1)
-    monkeypatch.setattr(packed, "MIN_PRIVATE_PARTS", 10 ** 9 if shared else 1)
+    monkeypatch.setattr(packed, "shared_mode", lambda *args: shared)
     exe = check_conv((2, 6, 19, 23), (37, 6, 3, 3), {"strides": [1, 2], "pads": [1, 1, 1, 1]}, "PackedConv",
                      act="Relu")
     assert exe.shared == shared and exe.panels > 8
@@ -58,7 +58,7 @@ def test_both_modes(packed_on, monkeypatch, shared):
 def test_helper_takes_part(two_threads, packed_on, monkeypatch, shared):
     """On two threads both take parts of the same job (the helper's part really ran) and the
     result does not depend on who took which."""
-    monkeypatch.setattr(packed, "MIN_PRIVATE_PARTS", 10 ** 9 if shared else 1)
+    monkeypatch.setattr(packed, "shared_mode", lambda *args: shared)
     monkeypatch.setattr(packed, "PART_BYTES", 1 << 12)
     exe = check_conv((1, 16, 29, 31), (40, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "PackedConv",
                      act="Clip", bias=False)

@@ -293,3 +293,75 @@ def test_native_job_runs_without_any_pool(monkeypatch):
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
     exe = check_conv((1, 12, 17, 15), (12, 1, 3, 3), {"group": 12, "pads": [1, 1, 1, 1]}, "DepthwiseConv", act="Relu")
     assert exe.jobs and parallel._pool is None
+
+
+def _packed_exe(monkeypatch):
+    """A packed-GEMM convolution planned for two threads (its native job: parallel.pair)."""
+    from backends.cpu import winograd
+    from test_cpu_fast import check_conv
+    monkeypatch.setattr(winograd, "best_unit", lambda g: 1)
+    exe = check_conv((1, 32, 30, 30), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "PackedConv", act="Relu")
+    assert exe.workers == 2
+    return exe
+
+
+def test_a_missed_job_leaves_the_run_to_the_caller(two_threads, monkeypatch):
+    """After the helper missed a job (its CPU busy: jit_threads MISSES), the rest of the run and
+    the runs starting within CONTENDED_S work on the caller alone -- BLAS on one thread, no
+    native job handed over -- and the next run after that uses the helper again."""
+    pool = two_threads
+    exe = _packed_exe(monkeypatch)
+    ref = exe.outputs[0].copy()
+    blas_threads = parallel.blas().threads()
+    jt = pool.jt
+    assert not pool.contended()
+    pool.ctl[jt.MISSES] += 1  # as the native code counts a miss
+    done = native_jobs(pool)
+    for _ in range(20):
+        exe.run()
+    np.testing.assert_array_equal(exe.outputs[0], ref)
+    assert native_jobs(pool) == done and pool.contended()
+    assert parallel.blas().threads() == 1
+    pool.exit()  # the run ends (the fixture's `running` entered it)
+    assert parallel.blas().threads() == blas_threads
+    pool.enter()  # a run within CONTENDED_S: alone from its start
+    assert pool.contended() and parallel.blas().threads() == 1
+    pool.exit()
+    pool.quiet_until = time.perf_counter() - 1  # CONTENDED_S later
+    pool.enter()
+    assert not pool.contended() and parallel.blas().threads() == blas_threads
+    assert pool.wait_awake()
+    helper_takes_part(pool, exe)
+
+
+def test_helper_on_a_busy_cpu_is_noticed(two_threads, monkeypatch):
+    """A process spinning on the helper's CPU (as another runtime's pool does after its runs):
+    the helper, alive but off its CPU, misses a job within a few hundred runs, and the run goes
+    on alone with the same result."""
+    import multiprocessing
+    pool = two_threads
+    exe = _packed_exe(monkeypatch)
+    ref = exe.outputs[0].copy()
+    helper_cpus = pool.cpus - {pool.caller_cpu}
+    assert helper_cpus, "two CPUs needed"
+    ctx = multiprocessing.get_context("spawn")
+    hog = ctx.Process(target=_spin_on, args=(sorted(helper_cpus)[0], 30.0), daemon=True)
+    hog.start()
+    try:
+        time.sleep(0.3)  # the hog is up and spinning
+        end = time.monotonic() + 20
+        while not pool.contended() and time.monotonic() < end:
+            exe.run()
+        np.testing.assert_array_equal(exe.outputs[0], ref)
+        assert pool.contended(), "the helper never missed a job on a busy CPU"
+    finally:
+        hog.kill()
+        hog.join()
+
+
+def _spin_on(cpu, seconds):
+    import os
+    os.sched_setaffinity(0, {cpu})
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

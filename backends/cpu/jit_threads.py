@@ -17,6 +17,11 @@ helpers never share a cache line):
   ACTIVE  non-zero while a session runs: the helper then spins and never sleeps
   FN, A, B, C   the native job: FN(int A, void *B, int C), OpenBLAS's dojob signature
   DONE    native jobs this helper has run (written by the helper only; tests read it)
+  ALIVE   1 while the helper runs its loop, 0 from when it goes to sleep until it runs again
+          (written by the helper only)
+  MISSES  (helper 0's block) jobs posted to a helper that was alive but never took them while
+          the caller spent MISS_CYCLES or more on its own share: the helper's CPU is busy with
+          another thread (parallel.Pool.contended)
 """
 import platform
 
@@ -28,11 +33,14 @@ from numba.extending import intrinsic
 from .jit import compile
 
 BLOCK = 16
-STATE, ACTIVE, FN, A, B, C, DONE = 0, 1, 3, 4, 5, 6, 7
+STATE, ACTIVE, FN, A, B, C, DONE, ALIVE, MISSES = 0, 1, 3, 4, 5, 6, 7, 8, 9
 IDLE, CLAIMED, NATIVE, PYTHON, SLEEP, RUNNING, TAKEN = 0, 1, 2, 3, 4, 5, 6
 # Cycles (the CPU's time-stamp counter) an idle, inactive helper spins before it sleeps.
 SPIN_CYCLES = 1 << 24
 SPINS_BEFORE_YIELD = 256
+# A spinning helper takes a posted job within ~1 us; one that has not after the caller spent
+# this many cycles (~10 us) on its own share is not running (module docstring: MISSES).
+MISS_CYCLES = 1 << 15
 
 _I64 = ir.IntType(64)
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
@@ -172,6 +180,7 @@ def spin(block):
     (state SLEEP) until `wake` -- in native code, so that waking it does not wait for the GIL
     (a helper asleep in Python took 6-20 ms to wake while the caller ran Python code)."""
     since, spins = cycles(), 0
+    store(block + 8 * ALIVE, 1)
     while True:
         state = load(block)
         if state == NATIVE:
@@ -187,8 +196,10 @@ def spin(block):
             spins = relax(spins)
             if state == IDLE and load(block + 8 * ACTIVE) == 0 and cycles() - since > SPIN_CYCLES:
                 if cas(block, IDLE, SLEEP):
+                    store(block + 8 * ALIVE, 0)
                     while load(block) == SLEEP:
                         futex(block, FUTEX_WAIT, SLEEP)
+                    store(block + 8 * ALIVE, 1)
                     since, spins = cycles(), 0
 
 
@@ -252,8 +263,11 @@ def run_pair(block, fn, args0, args1):
         store(block + 8 * B, args1)
         store(block + 8 * C, 0)
         store(block, NATIVE)
+        start = cycles()
         call_job(fn, 0, args0, 0)
-        revoke(block, NATIVE, RUNNING)
+        late = cycles() - start >= MISS_CYCLES
+        if revoke(block, NATIVE, RUNNING) and late and load(block + 8 * ALIVE) != 0:
+            fetch_add(block + 8 * MISSES, 1)
     else:
         call_job(fn, 0, args0, 0)
         call_job(fn, 1, args1, 0)
@@ -263,11 +277,14 @@ def run_pair(block, fn, args0, args1):
 def revoke(block, posted, taken):
     """After the caller's own parts: take back a job the helper has not taken yet (a job whose
     parts come from a counter has none left for it, and a helper still waking or held back
-    by the OS would keep the caller waiting for nothing), else wait for it to finish."""
-    if not cas(block, posted, IDLE):
-        spins = 0
-        while load(block) == taken:
-            spins = relax(spins)
+    by the OS would keep the caller waiting for nothing), else wait for it to finish. 1 when
+    the job was taken back."""
+    if cas(block, posted, IDLE):
+        return 1
+    spins = 0
+    while load(block) == taken:
+        spins = relax(spins)
+    return 0
 
 
 @compile()
@@ -305,9 +322,13 @@ def blas_callback(blocks):
             store(block + 8 * B, data + j * np.int64(elsize))
             store(block + 8 * C, dojob_data)
             store(block, NATIVE)
+        start = cycles()
         call_job(fn, 0, data, dojob_data)
+        late = cycles() - start >= MISS_CYCLES
         for j in range(1, numjobs):
             block = blocks + stride * (j - 1)
+            if late and load(block) == NATIVE and load(block + 8 * ALIVE) != 0:
+                fetch_add(blocks + 8 * MISSES, 1)
             spins = 0
             while load(block) == NATIVE or load(block) == RUNNING:  # GEMM jobs must all run
                 spins = relax(spins)

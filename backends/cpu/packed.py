@@ -16,11 +16,13 @@ from .parallel import NativeJob, helper_allowed
 
 # Private mode (jit_gemm): a part's B panels take about this many bytes (in L2 beside A's).
 PART_BYTES = 128 << 10
-# Private mode needs at least this many parts (columns enough for both threads to share);
-# below, the shared mode packs all of B first and splits A's panels (and B's) into MUL_PARTS.
+# Private mode on two threads needs at least this many parts (see shared_mode); the shared
+# mode packs all of B first and splits A's panels (and B's) into MUL_PARTS.
 MIN_PRIVATE_PARTS = 8
 MUL_PARTS = 8
 PACK_PARTS = 8
+# Convolutions of fewer multiply-adds run on the caller alone (a hand-off costs ~1-2 us).
+SHARE_MACS = 1 << 19
 
 
 # Off: im2col + numpy GEMM instead (A/B measurements).
@@ -30,6 +32,15 @@ ENABLED = True
 def applies(g):
     """Whether PackedConv runs geometry g (ConvCPU.strategy asks)."""
     return ENABLED and jit.available() and g.group == 1 and g.c * g.kh * g.kw > 0 and g.m > 0
+
+
+def shared_mode(a_bytes, b_bytes, parts, a_panels, workers):
+    """Whether jit_gemm packs all of B first (shared) rather than by parts (private): the mode
+    that reads less from beyond L2 -- shared reads B once per A panel, private all of A once per
+    part -- and private only with parts enough for the threads."""
+    if workers > 1 and parts < MIN_PRIVATE_PARTS:
+        return True
+    return b_bytes * a_panels <= a_bytes * parts
 
 
 class PackedConv(ConvCPU):
@@ -61,8 +72,9 @@ class PackedConv(ConvCPU):
         self.apanels = self.a.shape[0]
         panel_floats = self.k * jg.NR
         self.chunk = max(1, PART_BYTES // (4 * panel_floats))
-        self.workers = 2 if helper_allowed(backend) else 1
-        self.shared = -(-self.panels // self.chunk) < MIN_PRIVATE_PARTS * (self.workers > 1)
+        self.workers = 2 if helper_allowed(backend) and g.m * self.k * self.n_cols >= SHARE_MACS else 1
+        self.shared = shared_mode(self.a.nbytes, 4 * self.panels * panel_floats, -(-self.panels // self.chunk),
+                                  self.apanels, self.workers)
         if self.shared:
             self.chunk = -(-self.panels // PACK_PARTS)
             self.buf_floats = self.panels * panel_floats

@@ -32,6 +32,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -138,9 +139,13 @@ def blas():
 
 
 def serial_blas():
-    """With MIXNN_SERIAL_BLAS=1, keep BLAS on one thread (cheap when it already is)."""
+    """Before an executor's GEMMs: with MIXNN_SERIAL_BLAS=1, keep BLAS on one thread (cheap
+    when it already is); while a run works alone (Pool.contended) it is on one thread too."""
     if SERIAL_BLAS:
         blas().serial()
+    p = _pool
+    if p is not None and p.depth:
+        p.contended()
 
 
 class _Job:
@@ -166,6 +171,12 @@ class _Job:
 
 # Most helpers a pool holds (the control blocks are allocated once, 128 bytes each).
 MAX_HELPERS = 63
+# After a helper missed a job (jit_threads MISSES: its CPU is taken by another thread, such as
+# onnxruntime's pool, which spins ~40 ms after each of its runs), the caller works alone --
+# BLAS on one thread, native and Python jobs all on the caller -- for the rest of the run and
+# the runs that start within this many seconds. Without it, a mixnn run right after an
+# onnxruntime run took 16-18 ms instead of 1.5 (PP-OCR cls, docs/cpu.md "Contention").
+CONTENDED_S = 0.1
 
 
 class Pool:
@@ -192,6 +203,9 @@ class Pool:
         self.depth = 0
         self.installed = False
         self.blas = blas()
+        self.misses_seen = 0
+        self.quiet_until = 0.0   # time.perf_counter() before which runs start alone
+        self.alone = None        # while a run works alone: BLAS's thread count to restore
         self.callback = None
         if self.blas.set_callback is not None and not SERIAL_BLAS:
             self.callback = jt.blas_callback(self.base)
@@ -240,6 +254,11 @@ class Pool:
             self.depth += 1
             if self.depth > 1:
                 return
+            self.misses_seen = int(self.ctl[self.jt.MISSES])
+            if self.quiet_until and time.perf_counter() < self.quiet_until:
+                self._alone()
+                return
+            self.quiet_until = 0.0
             self._place()
             for k, (block, _) in enumerate(self.helpers):
                 self.ctl[self.jt.BLOCK * k + self.jt.ACTIVE] = 1
@@ -276,11 +295,36 @@ class Pool:
                 except OSError:
                     pass
 
+    def contended(self):
+        """Whether this run works alone (CONTENDED_S): checked before each shared stage, native
+        job and BLAS executor; a new miss by the helper switches the rest of the run."""
+        if self.alone is not None:
+            return True
+        misses = self.ctl.item(self.jt.MISSES)
+        if misses == self.misses_seen:
+            return False
+        self.misses_seen = misses
+        self.quiet_until = time.perf_counter() + CONTENDED_S
+        self._alone()
+        return True
+
+    def _alone(self):
+        """The rest of the run on the caller: BLAS on one thread, helpers left to sleep."""
+        self.alone = self.blas.threads()
+        if self.alone != 1:
+            self.blas.set_threads(1)
+        for k in range(len(self.helpers)):
+            self.ctl[self.jt.BLOCK * k + self.jt.ACTIVE] = 0
+
     def exit(self):
         with self.lock:
             self.depth -= 1
             if self.depth:
                 return
+            if self.alone is not None:
+                if self.alone != 1:
+                    self.blas.set_threads(self.alone)
+                self.alone = None
             if self.saved is not None:
                 try:  # the thread that entered first: another one may be the last to leave
                     os.sched_setaffinity(*self.saved)
@@ -377,7 +421,7 @@ def chunks(fn, items, workers=2):
     which per-thread scratch to use. With workers == 1, one item, no pool or no free helper,
     all on the caller."""
     p = _pool
-    if workers < 2 or len(items) < 2 or p is None or not p.helpers:
+    if workers < 2 or len(items) < 2 or p is None or not p.helpers or p.contended():
         for args in items:
             fn(0, *args)
         return
@@ -402,7 +446,7 @@ def pair(fn, args0, args1, blas=False):
         from . import jit_threads
         jit_threads.run_pair(0, fn, args0, args1)
         return
-    block = p.helpers[0][0] if pool_running() else 0
+    block = p.helpers[0][0] if pool_running() and not p.contended() else 0
     with p.blas.one_thread() if blas else contextlib.nullcontext():
         p.jt.run_pair(block, fn, args0, args1)
 
