@@ -44,6 +44,7 @@ def two_threads(monkeypatch):
     from backends.cpu import parallel
     monkeypatch.setattr(parallel, "MIN_MACS", 0)
     monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    parallel.pool(2).quiet_until = 0.0  # no contention carried over from an earlier test
     with parallel.running(2) as run:
         assert run.pool.wait_awake()
         yield run.pool

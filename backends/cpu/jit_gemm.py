@@ -62,6 +62,7 @@ def _host_shape():
 
 LANES, MR, NR = _host_shape()
 MV = MR // LANES
+NEG_INF, POS_INF = np.float32(-np.inf), np.float32(np.inf)
 
 _F32, _I64, _I32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
 _VEC = ir.VectorType(_F32, LANES)
@@ -82,17 +83,26 @@ def _const(v):
     return ir.Constant(_I64, v)
 
 
-@intrinsic
-def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
-    """One MR x NR tile: acc = bias + A_panel (k x MR, at a) x B_panel (k x NR, at b). With
-    tile == 0: C[i*ldc + j] = clamp(acc[i][j] (+ res[i*ldc + j] when res != 0), lo, hi) for
-    the whole tile, C at c; else the raw accumulators go to `tile` (NR x MR floats, column j
-    at tile + j*MR) for a caller that stores part of a tile. All addresses and sizes int64."""
-    i64 = types.int64
-    sig = types.void(i64, i64, i64, i64, i64, i64, types.float32, types.float32, i64, i64)
+# _tile(a, b, ldb, c, ldc, bias, k, lo, hi, res, tile): one MR x NR tile, acc = bias + A_panel
+# (k x MR, at a) x B (k x NR at b, rows ldb floats apart: NR for a packed panel). With tile == 0: C[i*ldc + j] = clamp(acc[i][j]
+# (+ res[i*ldc + j] when res != 0), lo, hi) for the whole tile, C at c; else the raw
+# accumulators go to `tile` (NR x MR floats, column j at tile + j*MR) for a caller that stores
+# part of a tile. All addresses and sizes int64. The tail kernels compute only the first
+# TAIL_SMALL or TAIL_LARGE columns: a layer whose last panel is short -- ResNet-18's 7x7 maps,
+# 49 = 4 x 12 + 1 columns -- computes 4 more columns instead of 11.
+def _tile_kernel(width):
+    """The tile kernel for the first `width` (<= NR) columns of a B panel (see `_tile`)."""
+    @intrinsic
+    def tile_kernel(typingctx, a, b, ldb, c, ldc, bias, k, lo, hi, res, tile):
+        i64 = types.int64
+        sig = types.void(i64, i64, i64, i64, i64, i64, i64, types.float32, types.float32, i64, i64)
+        return sig, _tile_codegen(width)
+    return tile_kernel
 
+
+def _tile_codegen(width):
     def codegen(context, builder, sig, args):
-        a, b, c, ldc, bias, k_count, lo, hi, res, tile = args
+        a, b, ldb, c, ldc, bias, k_count, lo, hi, res, tile = args
         fp, vp = _F32.as_pointer(), _VEC.as_pointer()
         ap, bp, cp = builder.inttoptr(a, fp), builder.inttoptr(b, fp), builder.inttoptr(c, fp)
         biasp = builder.inttoptr(bias, fp)
@@ -108,16 +118,16 @@ def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
         k = builder.phi(_I64)
         k.add_incoming(_const(0), pre)
         acc = []
-        for j in range(NR):
+        for j in range(width):
             for v in range(MV):
                 p = builder.phi(_VEC)
                 p.add_incoming(init[v], pre)
                 acc.append(p)
-        a_at, b_at = builder.mul(k, _const(MR)), builder.mul(k, _const(NR))
+        a_at, b_at = builder.mul(k, _const(MR)), builder.mul(k, ldb)
         av = [builder.load(builder.bitcast(builder.gep(ap, [builder.add(a_at, _const(v * LANES))]), vp), align=4)
               for v in range(MV)]
         new = []
-        for j in range(NR):
+        for j in range(width):
             s = _splat(builder, builder.load(builder.gep(bp, [builder.add(b_at, _const(j))])))
             for v in range(MV):
                 new.append(builder.call(fma, [av[v], s, acc[j * MV + v]]))
@@ -130,7 +140,7 @@ def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
 
         builder.position_at_end(done)
         out = []
-        for j in range(NR):
+        for j in range(width):
             for v in range(MV):
                 p = builder.phi(_VEC)
                 p.add_incoming(init[v], pre)
@@ -143,7 +153,7 @@ def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
 
         builder.position_at_end(raw)
         tp = builder.inttoptr(tile, fp)
-        for j in range(NR):
+        for j in range(width):
             for v in range(MV):
                 builder.store(out[j * MV + v], builder.bitcast(builder.gep(tp, [_const(j * MR + v * LANES)]), vp), align=4)
         builder.branch(exit_)
@@ -157,7 +167,7 @@ def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
         builder.cbranch(builder.icmp_signed("==", res, _const(0)), plain, added)
         for block, with_res in ((plain, False), (added, True)):
             builder.position_at_end(block)
-            for j in range(NR):
+            for j in range(width):
                 for v in range(MV):
                     vec = out[j * MV + v]
                     for lane in range(LANES):
@@ -173,7 +183,13 @@ def _tile(typingctx, a, b, c, ldc, bias, k, lo, hi, res, tile):
             builder.branch(exit_)
         builder.position_at_end(exit_)
         return context.get_dummy_value()
-    return sig, codegen
+    return codegen
+
+
+_tile = _tile_kernel(NR)
+TAIL_SMALL = max(1, NR // 3)
+TAIL_LARGE = max(TAIL_SMALL, 2 * NR // 3)
+_tail_small, _tail_large = _tile_kernel(TAIL_SMALL), _tile_kernel(TAIL_LARGE)
 
 
 def pack_weights(w, bias):
@@ -229,23 +245,41 @@ def _pack(x, dst, col, row, run, p0, p1, k_count):
 
 
 @compile(inline=True)
-def _multiply(a, bias, bpanels, y, res, tile, m, n, k_count, mp0, mp1, p0, p1, pb, lo, hi):
-    """y (m, n) tiles for A panels [mp0, mp1) x B panels [p0, p1) (B at bpanels holds panel pb
-    first). Edge tiles through `tile` (a thread's NR x MR floats)."""
-    kb = k_count * NR * 4
+def _multiply(a, bias, b, bstep, ldb, y, ldc, res, tile, m, n, k_count, mp0, mp1, p0, p1, pb, lo, hi):
+    """y (m x n, rows ldc floats apart; res likewise) tiles for A panels [mp0, mp1) x B panels
+    [p0, p1): B panel p at b + (p - pb)*bstep bytes, its k rows ldb floats apart (packed panels:
+    bstep = K*NR*4, ldb = NR; a row-major B: bstep = NR*4, ldb its row length). Edge tiles go
+    through `tile` (a thread's NR x MR floats): the kernels read whole panel widths (up to NR-1
+    columns past n in a row-major B, never stored)."""
     for mp in range(mp0, mp1):
         pa = a + mp * k_count * MR * 4
+        pbias = bias + mp * MR * 4
         rows = min(MR, m - mp * MR)
         for p in range(p0, p1):
             n0 = p * NR
             cols = min(NR, n - n0)
-            at = (mp * MR * n + n0) * 4
+            at = (mp * MR * ldc + n0) * 4
             r = res + at if res != 0 else 0
+            bp = b + (p - pb) * bstep
             if rows == MR and cols == NR:
-                _tile(pa, bpanels + (p - pb) * kb, y + at, n, bias + mp * MR * 4, k_count, lo, hi, r, 0)
+                _tile(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, 0)
+                continue
+            if cols <= TAIL_SMALL:
+                _tail_small(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, tile)
+            elif cols <= TAIL_LARGE:
+                _tail_large(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, tile)
             else:
-                _tile(pa, bpanels + (p - pb) * kb, y + at, n, bias + mp * MR * 4, k_count, lo, hi, r, tile)
-                _store(tile, y + at, n, r, rows, cols, lo, hi)
+                _tile(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, tile)
+            _store(tile, y + at, ldc, r, rows, cols, lo, hi)
+
+
+@compile(inline=True)
+def gemm(a, b, ldb, y, ldc, m, n, k_count, zero_bias, tile):
+    """y (m x n, rows ldc floats apart) = A (packed by pack_weights, m rows, depth k_count) @ B
+    (k_count x n row-major, rows ldb floats apart); zero_bias: A's panels x MR zeros. Addresses
+    as int64, one thread."""
+    _multiply(a, zero_bias, b, NR * 4, ldb, y, ldc, 0, tile, m, n, k_count, 0, -(-m // MR), 0, -(-n // NR), 0,
+              NEG_INF, POS_INF)
 
 
 @compile(inline=True)
@@ -302,8 +336,8 @@ def conv_job(part, args, unused):
             if i >= asplit * bsplit:
                 return
             ai, bi = i // bsplit, i % bsplit
-            _multiply(a, bias, buf, y, res, tile, m, n, k_count, apanels * ai // asplit, apanels * (ai + 1) // asplit,
-                      panels * bi // bsplit, panels * (bi + 1) // bsplit, 0, lo, hi)
+            _multiply(a, bias, buf, k_count * NR * 4, NR, y, n, res, tile, m, n, k_count, apanels * ai // asplit,
+                      apanels * (ai + 1) // asplit, panels * bi // bsplit, panels * (bi + 1) // bsplit, 0, lo, hi)
     else:
         dst = carray(f32_at(buf), (chunk * k_count * NR,))
         parts = -(-panels // chunk)
@@ -313,7 +347,7 @@ def conv_job(part, args, unused):
                 return
             p0, p1 = i * chunk, min(panels, (i + 1) * chunk)
             _pack(x, dst, col, row, runs, p0, p1, k_count)
-            _multiply(a, bias, buf, y, res, tile, m, n, k_count, 0, apanels, p0, p1, p0, lo, hi)
+            _multiply(a, bias, buf, k_count * NR * 4, NR, y, n, res, tile, m, n, k_count, 0, apanels, p0, p1, p0, lo, hi)
 
 
 def pack_job(x, col, row, runs, a, bias, y, res, buf, tile, m, n, k, panels, lo, hi, shared, chunk, counters,

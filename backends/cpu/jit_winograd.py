@@ -27,6 +27,7 @@ from numba import carray, cfunc, int64, types, uint64
 
 from .jit import FASTMATH, compile
 from .jit_epilogue import activate
+from .jit_gemm import MR, gemm
 from .jit_threads import address, f32_at, f64_at, fetch_add, i64_at, load, relax, sgemm, store
 
 
@@ -206,8 +207,21 @@ def output_transform(mm, bias, rows_tab, cols_tab, m, r0, tw, per, y, scratch, a
 # A layer's tile-row blocks as a native job (block_job): float64 slots, addresses and sizes
 # exact. (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
 X, C, H, W, U, K, Y, OH, OW, BIAS, M, PT, PL, TW, TH, ROWS, BLOCKS, PER_C, PER_K = range(19)
-ACT, LO, HI, ALPHA, BETA, COUNTER, SGEMM, BUF1, N1, BUF2, N2, BUF3, N3, TABLES = range(19, 33)
+ACT, LO, HI, ALPHA, BETA, COUNTER, SGEMM, BUF1, N1, BUF2, N2, BUF3, N3, PACKED, ZERO, TILE, TABLES = range(19, 36)
 ARGS = TABLES + 4 * 6
+
+
+@compile(inline=True)
+def _multiply(p, i, k, n, c, v_at, mm_at, span):
+    """M[i] (k x n) = U[i] (k x c) @ V[i] (c x n), rows span floats apart: through jit_gemm's
+    kernel over U packed once (PACKED), else cblas_sgemm (SGEMM) over U as it is."""
+    packed = int64(p[PACKED])
+    if packed != 0:
+        gemm(packed + 4 * i * (-(-k // MR)) * MR * c, v_at + 4 * i * c * span, span, mm_at + 4 * i * k * span, span,
+             k, n, c, int64(p[ZERO]), int64(p[TILE]))
+    else:
+        sgemm(int64(p[SGEMM]), k, n, c, int64(p[U]) + 4 * i * k * c, c, v_at + 4 * i * c * span, span,
+              mm_at + 4 * i * k * span, span)
 
 
 @compile(inline=True)
@@ -234,7 +248,7 @@ def block_job(part, args, unused):
     buf2 = carray(f32_at(int64(p[BUF2])), (int64(p[N2]),))
     buf3 = carray(f32_at(int64(p[BUF3])), (int64(p[N3]),))
     cols_b, rows_b, rows_a, cols_a = _table(p, TABLES), _table(p, TABLES + 6), _table(p, TABLES + 12), _table(p, TABLES + 18)
-    u, fn, counter = int64(p[U]), int64(p[SGEMM]), int64(p[COUNTER])
+    counter = int64(p[COUNTER])
     v_at, mm_at = int64(p[BUF1]), int64(p[BUF2])
     while True:
         block = fetch_add(counter, 1)
@@ -247,15 +261,21 @@ def block_job(part, args, unused):
         mm = buf2[:a * a * k * span].reshape(a * a, k, span)
         input_transform(x, cols_b, rows_b, m, int64(p[PT]), int64(p[PL]), r0, tw, int64(p[PER_C]), v, buf3)
         for i in range(a * a):  # the spare row of each block's tiles skipped, as in the numpy GEMM
-            sgemm(fn, k, nr * tp, c, u + 4 * i * k * c, c, v_at + 4 * i * c * span, span, mm_at + 4 * i * k * span, span)
+            _multiply(p, i, k, nr * tp, c, v_at, mm_at, span)
         output_transform(mm, bias, rows_a, cols_a, m, r0, tw, int64(p[PER_K]), y, buf3,
                          int64(p[ACT]), p[LO], p[HI], p[ALPHA], p[BETA])
 
 
-def pack_job(x, u, y, bias, tables, m, pt, pl, tw, th, rows, per_c, per_k, act, counter, sgemm_fn, bufs):
+def pack_job(x, u, y, bias, tables, m, pt, pl, tw, th, rows, per_c, per_k, act, counter, sgemm_fn, bufs,
+             packed=None):
     """The float64 argument block of block_job (arrays C-contiguous, alive as long as the job:
-    arena views and the executor's own)."""
+    arena views and the executor's own). packed: (U packed per position by jit_gemm.pack_weights,
+    its zero bias, this thread's tile) for jit_gemm's kernel, or None for cblas_sgemm."""
     p = np.zeros(ARGS, np.float64)
+    if packed is not None:
+        for arr in packed:
+            assert arr.dtype == np.float32 and arr.flags.c_contiguous
+        p[[PACKED, ZERO, TILE]] = [arr.ctypes.data for arr in packed]
     for arr in (x, u, y, bias) + tuple(bufs):
         assert arr.dtype == np.float32 and arr.flags.c_contiguous
     p[[X, C, H, W]] = (x.ctypes.data, *x.shape)
@@ -301,12 +321,12 @@ def layer_job(part, args, unused):
         spins = 0
         while load(counter + 16) == 0:
             spins = relax(spins)
-    u, fn, v_at, mm_at = int64(p[U]), int64(p[SGEMM]), int64(p[BUF1]), int64(p[BUF2])
+    v_at, mm_at = int64(p[BUF1]), int64(p[BUF2])
     while True:
         i = fetch_add(counter, 1)
         if i >= a * a:
             break
-        sgemm(fn, k, th * tp, c, u + 4 * i * k * c, c, v_at + 4 * i * c * span, span, mm_at + 4 * i * k * span, span)
+        _multiply(p, i, k, th * tp, c, v_at, mm_at, span)
         fetch_add(counter + 8, 1)
     if part != 0:
         return

@@ -177,6 +177,9 @@ MAX_HELPERS = 63
 # the runs that start within this many seconds. Without it, a mixnn run right after an
 # onnxruntime run took 16-18 ms instead of 1.5 (PP-OCR cls, docs/cpu.md "Contention").
 CONTENDED_S = 0.1
+# Misses within one run before it goes alone: one may be a helper still moving to its CPU at
+# the run's start (Pool._place); a helper whose CPU is taken misses again within a few jobs.
+MISSES_ALONE = 2
 
 
 class Pool:
@@ -297,13 +300,11 @@ class Pool:
 
     def contended(self):
         """Whether this run works alone (CONTENDED_S): checked before each shared stage, native
-        job and BLAS executor; a new miss by the helper switches the rest of the run."""
+        job and BLAS executor; MISSES_ALONE misses by the helper switch the rest of the run."""
         if self.alone is not None:
             return True
-        misses = self.ctl.item(self.jt.MISSES)
-        if misses == self.misses_seen:
+        if self.ctl.item(self.jt.MISSES) - self.misses_seen < MISSES_ALONE:
             return False
-        self.misses_seen = misses
         self.quiet_until = time.perf_counter() + CONTENDED_S
         self._alone()
         return True

@@ -66,6 +66,9 @@ SHARE_MACS = 1 << 19
 # A shared layer whose transformed weights U take at least this many bytes, and which fits one
 # block, runs as one block whose a*a GEMMs the two threads split (jit_winograd.layer_job).
 WHOLE_U_BYTES = 2 << 20
+# The compiled path's GEMMs through jit_gemm's kernel over U packed once (else cblas_sgemm,
+# which repacks U on every call; kept for A/B measurements).
+PACKED_GEMM = True
 
 
 @lru_cache(maxsize=None)
@@ -201,7 +204,7 @@ class WinogradConv(ConvCPU):
         self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw,
                                     SHARE_MACS)
         # Or, where U dominates, the whole layer as one block with the GEMMs split (layer_job).
-        self.whole = bool(self.workers == 2 and jit.available() and blas().sgemm64
+        self.whole = bool(self.workers == 2 and jit.available()
                           and 4 * a * a * g.m * g.c >= WHOLE_U_BYTES
                           and 4 * a * a * (g.c + g.m) * (self.th + 1) * (self.tw + 1) <= JIT_BLOCK_BYTES)
         if self.whole:
@@ -283,20 +286,40 @@ class WinogradConv(ConvCPU):
 
     def _bind_jobs(self):
         """The compiled blocks as one native job per image (jit_winograd.block_job: both threads
-        claim blocks from an atomic counter, no GIL), where the pool and an ILP64 cblas_sgemm
-        are there and the activation is the kernels' own."""
+        claim blocks from an atomic counter, no GIL; or layer_job), where the activation is the
+        kernels' own. The GEMMs run jit_gemm's kernel over U packed once per session."""
         self.jobs = []
-        sgemm = blas().sgemm64
-        if not (self.compiled and (self.workers == 2 or self.whole) and not self.after and sgemm):
+        if not (self.compiled and not self.after):
             return
-        from . import jit_winograd
-        counter = np.zeros(3, np.int64)
+        from . import jit_gemm, jit_winograd
+        a, g = self.a, self.g
+        if not PACKED_GEMM:  # cblas_sgemm over U as it is (ILP64 OpenBLAS only), as before
+            sgemm = blas().sgemm64
+            if not sgemm or not (self.workers == 2 or self.whole):
+                return
+            counter = np.zeros(3, np.int64)
+            self.jobs = [NativeJob(jit_winograd.layer_job if self.whole else jit_winograd.block_job,
+                                   [jit_winograd.pack_job(self.inputs[0][n], self.u, self.outputs[0][n], self.b,
+                                                          self.tables, self.unit, g.pt, g.pl, self.tw, self.th,
+                                                          self.rows, self.per_c, self.per_k, self.act, counter, sgemm,
+                                                          buf) for buf in self.bufs], counter, blas=True)
+                         for n in range(g.n)]
+            return
+        pu = self.prepared(f"winograd{self.unit}-packed{jit_gemm.MR}", lambda w: np.ascontiguousarray(
+            np.stack([jit_gemm.pack_weights(self.u[i], None)[0] for i in range(a * a)])))
+        # kept by the executor: the jobs know them by address only
+        self.packed = pu, np.zeros(pu.shape[1] * jit_gemm.MR, np.float32)
+        self.tiles = [np.empty(jit_gemm.NR * jit_gemm.MR, np.float32) for _ in range(2)]
+        counter = np.zeros(3, np.int64)  # held by the NativeJob
         x, out = self.inputs[0], self.outputs[0]
         job = jit_winograd.layer_job if self.whole else jit_winograd.block_job
+        # layer_job's threads share one set of buffers; block_job's have one each
+        bufs = [self.bufs[0]] * 2 if self.whole else self.bufs
         self.jobs = [NativeJob(job, [jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit,
-                                                           self.g.pt, self.g.pl, self.tw, self.th, self.rows, self.per_c,
-                                                           self.per_k, self.act, counter, sgemm, buf)
-                                     for buf in self.bufs], counter, blas=True) for n in range(self.g.n)]
+                                                           g.pt, g.pl, self.tw, self.th, self.rows, self.per_c,
+                                                           self.per_k, self.act, counter, 0, buf, (*self.packed, tile))
+                                     for buf, tile in zip(bufs, self.tiles)], counter,
+                               solo=len(bufs) == 1) for n in range(g.n)]
 
     def run(self):
         serial_blas()
