@@ -152,3 +152,51 @@ def test_no_fusion_across_backends():
     nodes = sess.profile()["nodes"]
     assert [n["backend"] for n in nodes if n["op"] == "Add"] == ["opencl"]
     assert not any(n.get("fused") for n in nodes), nodes
+
+
+def _act(act, src, dst, tag):
+    """ONNX nodes applying `act` to value src into dst (temporaries and constants named by tag)."""
+    nodes, _, inits = activation_nodes(act, out=dst)
+    rename = {"c": src, "s": f"{tag}_s", "lo": f"{tag}_lo", "hi": f"{tag}_hi"}
+    out = [helper.make_node(n.op_type, [rename.get(v, v) for v in n.input], [rename.get(v, v) for v in n.output],
+                            **{a.name: helper.get_attribute_value(a) for a in n.attribute}) for n in nodes]
+    return out, {rename[k]: v for k, v in inits.items()}
+
+
+def squeeze_model(act1, act2, bias=True, x_shape=(2, 12, 7, 9), reduce=3, extra_outputs=()):
+    """x -> GlobalAveragePool -> Conv1x1 (C -> C/reduce) [act1] -> Conv1x1 (-> C) [act2] -> Mul(x, .)."""
+    rng = np.random.default_rng(zlib.crc32(f"se {act1} {act2} {bias}".encode()))
+    c = x_shape[1]
+    r = max(1, c // reduce)
+    x = rng.standard_normal(x_shape).astype(F32)
+    inits = {"w1": (rng.standard_normal((r, c, 1, 1)) / np.sqrt(c)).astype(F32),
+             "w2": (rng.standard_normal((c, r, 1, 1)) / np.sqrt(r)).astype(F32)}
+    if bias:
+        inits.update(b1=rng.standard_normal(r).astype(F32), b2=rng.standard_normal(c).astype(F32))
+    a1, i1 = _act(act1, "c1", "h", "a1")
+    a2, i2 = _act(act2, "c2", "sc", "a2")
+    nodes = ([helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+              helper.make_node("Conv", ["p", "w1"] + (["b1"] if bias else []), ["c1"])] + a1
+             + [helper.make_node("Conv", ["h", "w2"] + (["b2"] if bias else []), ["c2"])] + a2
+             + [helper.make_node("Mul", ["x", "sc"], ["y"])])
+    model = onnx_model(nodes, {"x": x}, "y", {**inits, **i1, **i2})
+    for name in extra_outputs:
+        model.graph.output.append(helper.make_tensor_value_info(name, 1, None))
+    return model, x
+
+
+@pytest.mark.parametrize("act1, act2", [("Relu", "HardSigmoid"), ("Relu", "Sigmoid"), (None, None),
+                                        ("SiLU", "Clip"), ("LeakyRelu", "Tanh")])
+@pytest.mark.parametrize("bias", [True, False])
+def test_squeeze_excite_fused(act1, act2, bias, jit_on):
+    """GlobalAveragePool -> Conv1x1 [act] -> Conv1x1 [act] -> Mul runs as one SqueezeExcite node
+    with numba (four nodes without), matching onnxruntime either way."""
+    model, x = squeeze_model(act1, act2, bias)
+    ops = run_both(model, x)
+    assert ops == (["SqueezeExcite"] if jit_on else ["GlobalAveragePool", "Conv", "Conv", "Mul"]), ops
+
+
+def test_squeeze_excite_not_fused_when_a_value_is_seen():
+    """The pooled value as a graph output too: the chain stays apart."""
+    model, x = squeeze_model("Relu", "HardSigmoid", extra_outputs=("p",))
+    assert "SqueezeExcite" not in run_both(model, x)

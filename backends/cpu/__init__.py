@@ -122,4 +122,4 @@ class KernelExecutor(Executor):
             np.copyto(o, res[k], casting="same_kind")
 
 
-from . import conv, executors, fast_ops, gemm  # noqa: E402,F401  (registers the specialised executors)
+from . import conv, executors, fast_ops, gemm, squeeze  # noqa: E402,F401  (registers the specialised executors)

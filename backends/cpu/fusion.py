@@ -1,6 +1,8 @@
 """The CPU backend's plan-time fusion: a convolution's residual Add, and the activation after
 it, run in the convolution's epilogue; a scalar Mul/Add after a convolution's activation in one
-pass after it (_affine_chain); a ConvTranspose's activation in its own epilogue.
+pass after it (_affine_chain); a ConvTranspose's activation in its own epilogue; a
+squeeze-and-excitation block (GlobalAveragePool, two 1x1 Convs, Mul) as one node
+(_squeeze_chain, squeeze.py).
 
     y = Conv(x, W, b);  s = Add(y, z);  out = Relu(s)   ->   out = Conv(x, W, b, z) [Relu]
 
@@ -36,7 +38,8 @@ def fuse(backend, nodes, readers, keep, infos):
         if node.op == "ConvTranspose":
             chain = _transpose_chain(backend, node, consumer, readers, keep, infos)
         elif node.op == "Mul":
-            chain = _affine_chain(backend, node, producer, consumer, readers, keep, infos)
+            chain = (_affine_chain(backend, node, producer, consumer, readers, keep, infos)
+                     or _squeeze_chain(backend, node, producer, readers, keep, infos))
         else:
             chain = _chain(backend, node, producer, consumer, readers, keep, infos)
         if chain is None or any(id(n) in dropped for n in chain[0]):
@@ -114,6 +117,48 @@ def _affine_chain(backend, mul, producer, consumer, readers, keep, infos):
         if fused is not None:
             return parts, fused
     return None
+
+
+def _squeeze_chain(backend, mul, producer, readers, keep, infos):
+    """([pool, squeeze, excite, mul], merged SqueezeExcite node): y = x * s where
+    s = Conv1x1(Conv1x1(GlobalAveragePool(x))) with constant weights, each value read by the
+    next node alone (squeeze.py)."""
+    if len(mul.inputs) != 2 or mul.domain not in ("", "ai.onnx"):
+        return None
+    for k in (0, 1):
+        x, s = mul.inputs[k], mul.inputs[1 - k]
+        excite = producer.get(s)
+        squeeze = producer.get(excite.inputs[0]) if excite is not None and excite.inputs else None
+        pool = producer.get(squeeze.inputs[0]) if squeeze is not None and squeeze.inputs else None
+        if pool is None or pool.op != "GlobalAveragePool" or pool.inputs[0] != x or x == s:
+            continue
+        parts = [pool, squeeze, excite, mul]
+        inner = [pool.outputs[0], squeeze.outputs[0], s]
+        if any(readers.get(v) != 1 or v in keep for v in inner) or not _same(infos, x, mul.outputs[0]):
+            continue
+        if not all(_pointwise(conv, infos) for conv in (squeeze, excite)):
+            continue
+        inputs = [x] + [v for conv in (squeeze, excite) for v in (list(conv.inputs) + [""])[1:3]]
+        attrs = {"squeeze": dict(squeeze.attrs), "excite": dict(excite.attrs)}
+        fused = Node("SqueezeExcite", inputs, [mul.outputs[0]], pool.name, attrs, "")
+        exe = backend.ops.get("SqueezeExcite")
+        ins = [infos[v] if v else None for v in inputs]
+        if exe is not None and exe.supports(backend, fused, ins, [infos[mul.outputs[0]]]) is None:
+            return parts, fused
+    return None
+
+
+def _pointwise(conv, infos):
+    """A plain 1x1 Conv (one group, no stride or pad, constant weights, no residual or affine)."""
+    if conv.op != "Conv" or conv.domain not in ("", "ai.onnx") or len(conv.inputs) > 3 or len(conv.outputs) != 1:
+        return False
+    a = conv.attrs
+    if a.get("group", 1) != 1 or a.get("post_scale") is not None or any(v != 1 for v in a.get("strides", [1, 1])) \
+            or any(a.get("pads", [0])) or any(v != 1 for v in a.get("dilations", [1, 1])) \
+            or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return False
+    w = infos.get(conv.inputs[1])
+    return w is not None and w.value is not None and tuple(w.shape[2:]) == (1, 1)
 
 
 def _merged(backend, head, inputs, last, attrs, infos):
