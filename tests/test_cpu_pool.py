@@ -13,10 +13,18 @@ from conftest import need_numba
 from engine import zoo
 
 
+@pytest.fixture(autouse=True)
+def no_contention_carried_over():
+    """A test whose threads outnumber the CPUs (two sessions at once, a CPU hog) leaves the pool
+    working alone for CONTENDED_S: the next test starts without that."""
+    if parallel.pool_available():
+        parallel.pool(2).quiet_until = 0.0
+    yield
+
+
 @pytest.fixture
 def pool():
     need_numba()
-    parallel.pool(2).quiet_until = 0.0  # no contention carried over from an earlier test
     with parallel.running(2) as run:
         assert run.pool.wait_awake()
         yield run.pool
