@@ -105,7 +105,7 @@ def random_shape(rng, c_max=24, hw_max=20):
 
 # -- strategy by geometry ------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(4))
-def test_pointwise(seed):
+def test_pointwise(seed, im2col_gemm):
     rng = np.random.default_rng(seed)
     n, c, h, w = random_shape(rng)
     check_conv((n, c, h, w), (int(rng.integers(1, 40)), c, 1, 1), {}, "PointwiseConv", seed=seed)

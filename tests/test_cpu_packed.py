@@ -1,5 +1,6 @@
 """The packed-GEMM convolution (backends/cpu/packed.py, jit_gemm.py) against onnxruntime: the
-geometries im2col takes (strides, dilations, asymmetric pads, 7x7 stems, 1x1 with stride),
+geometries im2col takes (strides, dilations, asymmetric pads, 7x7 stems, 1x1 with stride) and
+plain 1x1 convolutions,
 sizes that leave partial tiles on both sides (M not a multiple of MR, output columns not a
 multiple of NR), a batch, fused activations and residuals, both job modes (B packed by parts
 or all first), on one thread and on two with the helper taking part."""
@@ -25,6 +26,9 @@ GEOMETRIES = [
     ((1, 9, 13, 11), (33, 9, 1, 1), {"strides": [2, 2]}),                       # strided 1x1
     ((1, 1, 5, 4), (1, 1, 2, 2), {}),                                           # K = 4, one row of A
     ((1, 70, 7, 7), (70, 70, 3, 3), {"pads": [1, 1, 1, 1], "dilations": [1, 1], "strides": [1, 1]}),
+    ((2, 24, 9, 13), (40, 24, 1, 1), {}),                                       # 1x1: B panels are runs
+    ((1, 5, 19, 21), (3, 5, 1, 1), {}),                                         # 1x1, fewer rows than a panel
+    ((1, 64, 12, 12), (96, 64, 1, 1), {}),                                      # 1x1, whole tiles
 ]
 
 

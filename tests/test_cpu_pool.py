@@ -252,7 +252,7 @@ def test_max_pool_planes_as_one_native_job(two_threads, monkeypatch):
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu", "HardSigmoid"])
-def test_epilogue_rows_as_one_native_job(two_threads, monkeypatch, act):
+def test_epilogue_rows_as_one_native_job(two_threads, monkeypatch, act, im2col_gemm):
     """A 1x1 convolution's bias + activation pass split by rows between the caller and the
     helper (jit_epilogue.epilogue_job) matches onnxruntime."""
     from backends.cpu import gemm

@@ -516,13 +516,13 @@ def strategy(g):
     """The executor class for a convolution of geometry g."""
     from .depthwise import DepthwiseConv
     from .winograd import WinogradConv, best_unit
+    from . import packed
     if g.depthwise:
         return DepthwiseConv
     if g.pointwise:
-        return PointwiseConv
+        return packed.PackedConv if packed.applies(g) else PointwiseConv
     if best_unit(g) > 1:
         return WinogradConv
-    from . import packed
     if packed.applies(g):
         return packed.PackedConv
     return Im2colConv

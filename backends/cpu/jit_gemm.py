@@ -158,32 +158,93 @@ def _tile_codegen(width):
                 builder.store(out[j * MV + v], builder.bitcast(builder.gep(tp, [_const(j * MR + v * LANES)]), vp), align=4)
         builder.branch(exit_)
 
-        # Direct stores, without and with a residual: element (i, j) of the tile is lane i % LANES
-        # of vector (j, i // LANES); C's row i starts at c + i*ldc.
+        # Direct stores (whole tiles only), without and with a residual. Element (i, j) of the tile
+        # is lane i % LANES of vector (j, i // LANES); C's row i starts at c + i*ldc.
         builder.position_at_end(direct)
+        if width < NR:  # tails always go through `tile`
+            builder.branch(exit_)
+            builder.position_at_end(exit_)
+            return context.get_dummy_value()
         plain = builder.append_basic_block("tile.plain")
         added = builder.append_basic_block("tile.residual")
         rp = builder.inttoptr(res, fp)
         builder.cbranch(builder.icmp_signed("==", res, _const(0)), plain, added)
         for block, with_res in ((plain, False), (added, True)):
             builder.position_at_end(block)
-            for j in range(width):
-                for v in range(MV):
-                    vec = out[j * MV + v]
-                    for lane in range(LANES):
-                        i = v * LANES + lane
-                        at = builder.add(builder.mul(_const(i), ldc), _const(j))
-                        x = builder.extract_element(vec, ir.Constant(_I32, lane))
-                        if with_res:
-                            x = builder.fadd(x, builder.load(builder.gep(rp, [at])))
-                        # comparisons, not min/max: NaN stays NaN (jit_epilogue.activate)
-                        x = builder.select(builder.fcmp_ordered("<", x, lo), lo, x)
-                        x = builder.select(builder.fcmp_ordered(">", x, hi), hi, x)
-                        builder.store(x, builder.gep(cp, [at]))
+            if NR <= LANES:
+                _store_rows(builder, out, cp, rp if with_res else None, ldc, lo, hi)
+            else:
+                _store_lanes(builder, out, cp, rp if with_res else None, ldc, lo, hi)
             builder.branch(exit_)
         builder.position_at_end(exit_)
         return context.get_dummy_value()
     return codegen
+
+
+def _clamp(builder, x, lo, hi):
+    """Comparisons, not min/max: NaN stays NaN (jit_epilogue.activate). Scalars or vectors."""
+    if isinstance(x.type, ir.VectorType):
+        lo, hi = _splat(builder, lo), _splat(builder, hi)
+    x = builder.select(builder.fcmp_ordered("<", x, lo), lo, x)
+    return builder.select(builder.fcmp_ordered(">", x, hi), hi, x)
+
+
+def _transpose(builder, columns):
+    """LANES vectors (columns; missing ones undefined) -> LANES rows: row i lane j = column j
+    lane i. log2(LANES) stages of two-source shuffles (LANES of them per stage)."""
+    x = list(columns) + [ir.Constant(_VEC, ir.Undefined)] * (LANES - len(columns))
+    b = LANES // 2
+    while b:
+        y = list(x)
+        lo_mask = [l if not l & b else LANES + l - b for l in range(LANES)]
+        hi_mask = [l + b if not l & b else LANES + l for l in range(LANES)]
+        for p in range(LANES):
+            if not p & b:
+                y[p] = builder.shuffle_vector(x[p], x[p + b], ir.Constant(ir.VectorType(_I32, LANES), lo_mask))
+                y[p + b] = builder.shuffle_vector(x[p], x[p + b], ir.Constant(ir.VectorType(_I32, LANES), hi_mask))
+        x, b = y, b // 2
+    return x
+
+
+def _store_rows(builder, out, cp, rp, ldc, lo, hi):
+    """A whole tile through in-register transposes: each of its MR rows is one vector (NR of its
+    LANES lanes stored, under a mask when NR < LANES), the residual row loaded the same way.
+    Scalar stores, one per element, cost as much as the multiply-adds of a K=64 tile."""
+    vp = _VEC.as_pointer()
+    mask = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1] * NR + [0] * (LANES - NR))
+    masked = NR < LANES
+    if masked:
+        mask_ty = ir.VectorType(ir.IntType(1), LANES)
+        mload = _declare(builder, f"llvm.masked.load.v{LANES}f32.p0", _VEC, [vp, _I32, mask_ty, _VEC])
+        mstore = _declare(builder, f"llvm.masked.store.v{LANES}f32.p0", ir.VoidType(), [_VEC, vp, _I32, mask_ty])
+    for v in range(MV):
+        rows = _transpose(builder, [out[j * MV + v] for j in range(NR)])
+        for lane in range(LANES):
+            at = builder.mul(_const(v * LANES + lane), ldc)
+            x = rows[lane]
+            if rp is not None:
+                ptr = builder.bitcast(builder.gep(rp, [at]), vp)
+                r = (builder.call(mload, [ptr, ir.Constant(_I32, 4), mask, ir.Constant(_VEC, None)]) if masked
+                     else builder.load(ptr, align=4))
+                x = builder.fadd(x, r)
+            x = _clamp(builder, x, lo, hi)
+            ptr = builder.bitcast(builder.gep(cp, [at]), vp)
+            if masked:
+                builder.call(mstore, [x, ptr, ir.Constant(_I32, 4), mask])
+            else:
+                builder.store(x, ptr, align=4)
+
+
+def _store_lanes(builder, out, cp, rp, ldc, lo, hi):
+    """A whole tile one element at a time (NR > LANES: rows wider than a vector)."""
+    for j in range(NR):
+        for v in range(MV):
+            for lane in range(LANES):
+                at = builder.add(builder.mul(_const(v * LANES + lane), ldc), _const(j))
+                x = builder.extract_element(out[j * MV + v], ir.Constant(_I32, lane))
+                if rp is not None:
+                    x = builder.fadd(x, builder.load(builder.gep(rp, [at])))
+                builder.store(_clamp(builder, x, lo, hi), builder.gep(cp, [at]))
 
 
 _tile = _tile_kernel(NR)
