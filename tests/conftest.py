@@ -44,6 +44,9 @@ def two_threads(monkeypatch):
     from backends.cpu import parallel
     monkeypatch.setattr(parallel, "MIN_MACS", 0)
     monkeypatch.setattr(parallel, "threads_of", lambda backend: 2)
+    # Tests that the helper takes part must not see it sent away by a busy machine's misses
+    # (Pool.contended); the contention tests set the threshold back.
+    monkeypatch.setattr(parallel, "MISSES_ALONE", 1 << 62)
     parallel.pool(2).quiet_until = 0.0  # no contention carried over from an earlier test
     with parallel.running(2) as run:
         assert run.pool.wait_awake()

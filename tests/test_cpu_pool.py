@@ -23,8 +23,9 @@ def no_contention_carried_over():
 
 
 @pytest.fixture
-def pool():
+def pool(monkeypatch):
     need_numba()
+    monkeypatch.setattr(parallel, "MISSES_ALONE", 1 << 62)  # as two_threads (conftest.py)
     with parallel.running(2) as run:
         assert run.pool.wait_awake()
         yield run.pool
@@ -319,6 +320,7 @@ def test_a_missed_job_leaves_the_run_to_the_caller(two_threads, monkeypatch):
     the runs starting within CONTENDED_S work on the caller alone -- BLAS on one thread, no
     native job handed over -- and the next run after that uses the helper again."""
     pool = two_threads
+    monkeypatch.setattr(parallel, "MISSES_ALONE", 2)
     exe = _packed_exe(monkeypatch)
     ref = exe.outputs[0].copy()
     blas_threads = parallel.blas().threads()
@@ -352,6 +354,7 @@ def test_helper_on_a_busy_cpu_is_noticed(two_threads, monkeypatch):
     on alone with the same result."""
     import multiprocessing
     pool = two_threads
+    monkeypatch.setattr(parallel, "MISSES_ALONE", 2)
     exe = _packed_exe(monkeypatch)
     ref = exe.outputs[0].copy()
     helper_cpus = pool.cpus - {pool.caller_cpu}
