@@ -305,13 +305,14 @@ def _pack(x, dst, col, row, run, p0, p1, k_count):
                     dst[o + uint64(j)] = x[col[first + uint64(j)] + r]
 
 
-@compile(inline=True)
+@compile()
 def _multiply(a, bias, b, bstep, ldb, y, ldc, res, tile, m, n, k_count, mp0, mp1, p0, p1, pb, lo, hi):
     """y (m x n, rows ldc floats apart; res likewise) tiles for A panels [mp0, mp1) x B panels
     [p0, p1): B panel p at b + (p - pb)*bstep bytes, its k rows ldb floats apart (packed panels:
     bstep = K*NR*4, ldb = NR; a row-major B: bstep = NR*4, ldb its row length). Edge tiles go
     through `tile` (a thread's NR x MR floats): the kernels read whole panel widths (up to NR-1
-    columns past n in a row-major B, never stored)."""
+    columns past n in a row-major B, never stored). Not inlined: each use of a tile kernel is a
+    copy of its code, and LLVM took ~40 s to optimize the copies inlined everywhere."""
     for mp in range(mp0, mp1):
         pa = a + mp * k_count * MR * 4
         pbias = bias + mp * MR * 4
@@ -322,16 +323,15 @@ def _multiply(a, bias, b, bstep, ldb, y, ldc, res, tile, m, n, k_count, mp0, mp1
             at = (mp * MR * ldc + n0) * 4
             r = res + at if res != 0 else 0
             bp = b + (p - pb) * bstep
-            if rows == MR and cols == NR:
-                _tile(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, 0)
-                continue
-            if cols <= TAIL_SMALL:
+            whole = rows == MR and cols == NR
+            if cols <= TAIL_SMALL and cols < NR:
                 _tail_small(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, tile)
-            elif cols <= TAIL_LARGE:
+            elif cols <= TAIL_LARGE and cols < NR:
                 _tail_large(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, tile)
             else:
-                _tile(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, tile)
-            _store(tile, y + at, ldc, r, rows, cols, lo, hi)
+                _tile(pa, bp, ldb, y + at, ldc, pbias, k_count, lo, hi, r, 0 if whole else tile)
+            if not whole:
+                _store(tile, y + at, ldc, r, rows, cols, lo, hi)
 
 
 @compile(inline=True)

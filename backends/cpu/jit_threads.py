@@ -25,6 +25,7 @@ helpers never share a cache line):
 """
 import platform
 
+import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import cfunc, types
@@ -298,38 +299,61 @@ def put(block, slot, value):
     store(block + 8 * slot, value)
 
 
-def blas_callback(blocks):
-    """OpenBLAS's threads callback (openblas_set_threads_callback_function): job 0 on the
-    calling thread, job j on helper j-1 (block j-1 from `blocks`), all at once -- a threaded
-    GEMM's jobs wait for each other's packed panels, so they must run concurrently; a caller
-    waits for a busy helper and wakes a sleeping one. The pool never lets OpenBLAS run more
-    threads than it has helpers + 1 while this is installed. Compiled per pool: the blocks'
-    address is a constant."""
-    stride = 8 * BLOCK
+# The pool's control blocks, for blas_callback: OpenBLAS calls it with no argument of ours,
+# so it reads their address from this cell, an external symbol of its machine code
+# (llvmlite.binding.add_symbol). Compiled with the address as a constant instead, the callback
+# could not be cached and cost ~0.2-0.4 s at every process's first run.
+_BLOCKS_CELL = np.zeros(1, np.int64)
+_BLOCKS_SYMBOL = "mixnn_cpu_pool_blocks"
+llvm.add_symbol(_BLOCKS_SYMBOL, _BLOCKS_CELL.ctypes.data)  # before blas_callback is compiled or loaded
 
-    @cfunc(types.void(types.int32, types.voidptr, types.int32, types.uintp, types.voidptr, types.int32))
-    def callback(sync, dojob, numjobs, elsize, jobdata, dojob_data):
-        fn, data = address(dojob), address(jobdata)
-        for j in range(1, numjobs):
-            block = blocks + stride * (j - 1)
-            spins = 0
-            while not cas(block, IDLE, CLAIMED):
-                if cas(block, SLEEP, IDLE):
-                    futex(block, FUTEX_WAKE, 1)
-                spins = relax(spins)
-            store(block + 8 * FN, fn)
-            store(block + 8 * A, j)
-            store(block + 8 * B, data + j * np.int64(elsize))
-            store(block + 8 * C, dojob_data)
-            store(block, NATIVE)
-        start = cycles()
-        call_job(fn, 0, data, dojob_data)
-        late = cycles() - start >= MISS_CYCLES
-        for j in range(1, numjobs):
-            block = blocks + stride * (j - 1)
-            if late and load(block) == NATIVE and load(block + 8 * ALIVE) != 0:
-                fetch_add(blocks + 8 * MISSES, 1)
-            spins = 0
-            while load(block) == NATIVE or load(block) == RUNNING:  # GEMM jobs must all run
-                spins = relax(spins)
-    return callback
+
+def set_blas_blocks(address_):
+    """Where blas_callback finds the helpers' control blocks (the process's pool)."""
+    _BLOCKS_CELL[0] = address_
+
+
+@intrinsic
+def _blas_blocks(typingctx):
+    def codegen(context, builder, sig, args):
+        cell = builder.module.globals.get(_BLOCKS_SYMBOL)
+        if cell is None:
+            cell = ir.GlobalVariable(builder.module, _I64, _BLOCKS_SYMBOL)
+            cell.linkage = "external"
+        return builder.load_atomic(cell, "acquire", 8)
+    return types.int64(), codegen
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32, types.uintp, types.voidptr, types.int32),
+       cache=True, nogil=True)
+def blas_callback(sync, dojob, numjobs, elsize, jobdata, dojob_data):
+    """OpenBLAS's threads callback (openblas_set_threads_callback_function): job 0 on the
+    calling thread, job j on helper j-1 (its control block from set_blas_blocks), all at once
+    -- a threaded GEMM's jobs wait for each other's packed panels, so they must run
+    concurrently; a caller waits for a busy helper and wakes a sleeping one. The pool never
+    lets OpenBLAS run more threads than it has helpers + 1 while this is installed."""
+    blocks = _blas_blocks()
+    stride = 8 * BLOCK
+    fn, data = address(dojob), address(jobdata)
+    for j in range(1, numjobs):
+        block = blocks + stride * (j - 1)
+        spins = 0
+        while not cas(block, IDLE, CLAIMED):
+            if cas(block, SLEEP, IDLE):
+                futex(block, FUTEX_WAKE, 1)
+            spins = relax(spins)
+        store(block + 8 * FN, fn)
+        store(block + 8 * A, j)
+        store(block + 8 * B, data + j * np.int64(elsize))
+        store(block + 8 * C, dojob_data)
+        store(block, NATIVE)
+    start = cycles()
+    call_job(fn, 0, data, dojob_data)
+    late = cycles() - start >= MISS_CYCLES
+    for j in range(1, numjobs):
+        block = blocks + stride * (j - 1)
+        if late and load(block) == NATIVE and load(block + 8 * ALIVE) != 0:
+            fetch_add(blocks + 8 * MISSES, 1)
+        spins = 0
+        while load(block) == NATIVE or load(block) == RUNNING:  # GEMM jobs must all run
+            spins = relax(spins)

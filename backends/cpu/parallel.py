@@ -211,7 +211,8 @@ class Pool:
         self.alone = None        # while a run works alone: BLAS's thread count to restore
         self.callback = None
         if self.blas.set_callback is not None and not SERIAL_BLAS:
-            self.callback = jt.blas_callback(self.base)
+            jt.set_blas_blocks(self.base)
+            self.callback = jt.blas_callback
 
     def block(self, i):
         return self.base + 8 * self.jt.BLOCK * i
