@@ -2,9 +2,13 @@
 
 At resize ConvCPU picks one strategy per node, as MNN's ConvolutionFloatFactory does:
   depthwise (depthwise.py)  group == C_in: one copy per tap and one GEMV per channel
-  pointwise                 1x1, stride 1, no pad, one group: one GEMM straight into the output
   winograd (winograd.py)    3x3, stride 1, dilation 1, when its cost model beats im2col
-  im2col                    everything else: columns in the planned scratch, one grouped GEMM
+  packed (packed.py)        with numba, every other one-group convolution, 1x1 included:
+                            mixnn's own GEMM over weights packed once (jit_gemm.py)
+  pointwise                 without numba, 1x1, stride 1, no pad, one group: one numpy GEMM
+                            straight into the output
+  im2col                    everything else (grouped; all without numba): columns in the
+                            planned scratch, one grouped numpy GEMM
 ConvTranspose with kernel == stride is one GEMM and a strided copy per tap.
 Layout is NCHW, the IR's layout: a 1x1 convolution is then W (M, C) @ X (C, H*W) with no copy,
 and im2col columns come out already in GEMM order (docs/cpu.md compares NHWC).
