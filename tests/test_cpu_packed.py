@@ -18,16 +18,16 @@ ACTS = [None, "Relu", "Clip", "SiLU", "HardSwish", "LeakyRelu"]
 
 # (x shape, w shape, attrs)
 GEOMETRIES = [
-    ((2, 3, 37, 41), (8, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
-    ((1, 5, 30, 33), (6, 5, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
-    ((2, 4, 31, 27), (5, 4, 3, 3), {"strides": [2, 2], "pads": [0, 1, 2, 0]}),
+    ((2, 3, 37, 41), (40, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 5, 30, 33), (36, 5, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((2, 4, 31, 27), (33, 4, 3, 3), {"strides": [2, 2], "pads": [0, 1, 2, 0]}),
     ((1, 3, 45, 47), (40, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # stem-like
-    ((1, 4, 23, 50), (3, 4, 3, 5), {"strides": [2, 3]}),
+    ((1, 4, 23, 50), (35, 4, 3, 5), {"strides": [2, 3]}),
     ((1, 9, 13, 11), (33, 9, 1, 1), {"strides": [2, 2]}),                       # strided 1x1
-    ((1, 1, 5, 4), (1, 1, 2, 2), {}),                                           # K = 4, one row of A
+    ((1, 1, 5, 4), (32, 1, 2, 2), {}),                                          # K = 4, 12 columns
     ((1, 70, 7, 7), (70, 70, 3, 3), {"pads": [1, 1, 1, 1], "dilations": [1, 1], "strides": [1, 1]}),
     ((2, 24, 9, 13), (40, 24, 1, 1), {}),                                       # 1x1: B panels are runs
-    ((1, 5, 19, 21), (3, 5, 1, 1), {}),                                         # 1x1, fewer rows than a panel
+    ((1, 5, 19, 21), (33, 5, 1, 1), {}),                                        # 1x1, one row in A's last panel
     ((1, 64, 12, 12), (96, 64, 1, 1), {}),                                      # 1x1, whole tiles
 ]
 
@@ -76,9 +76,8 @@ def test_residual_in_the_tiles(packed_on, monkeypatch, act, big):
     """Conv + Add(residual) [+ activation]: the residual is added as the tiles are stored,
     before the activation; `big` has whole tiles (the kernel's own stores) besides partial ones."""
     import test_cpu_fusion
-    if big:
-        monkeypatch.setitem(test_cpu_fusion.STRATEGIES, "im2col",
-                            ((1, 8, 15, 27), (40, 8, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}))
+    shape = ((1, 8, 15, 27), (40, 8, 3, 3)) if big else ((2, 6, 9, 9), (33, 6, 3, 3))  # 5x5 out: partial tiles
+    monkeypatch.setitem(test_cpu_fusion.STRATEGIES, "im2col", shape + ({"pads": [1, 1, 1, 1], "strides": [2, 2]},))
     model, x = residual_model("im2col", act)
     ops = run_both(model, x)
     assert "Add" not in ops, ops
@@ -97,7 +96,7 @@ def test_nan_and_inf_propagate(packed_on):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 4, 11, 13)).astype(np.float32)
     x[0, 1, 3, 4], x[0, 2, 8, 9] = np.nan, np.inf
-    w = rng.standard_normal((9, 4, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((36, 4, 3, 3)).astype(np.float32)
     model = onnx_model([helper.make_node("Conv", ["x", "w"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
                         helper.make_node("Relu", ["c"], ["y"])], {"x": x}, "y", {"w": w})
     got = engine.InferenceSession(model, backend="cpu").run(None, {"x": x})[0]
@@ -127,4 +126,12 @@ def test_tables_cover_every_column():
 
 def test_off_without_numba(monkeypatch):
     monkeypatch.setattr(jit, "available", lambda: False)
-    check_conv((1, 3, 9, 9), (4, 3, 3, 3), {"strides": [2, 2]}, "Im2colConv")
+    check_conv((1, 3, 9, 9), (40, 3, 3, 3), {"strides": [2, 2]}, "Im2colConv")
+    check_conv((1, 3, 9, 9), (40, 3, 1, 1), {}, "PointwiseConv")
+
+
+def test_few_output_channels_stay_with_numpy(packed_on):
+    """Fewer output channels than a tile has rows: numpy's GEMM (packed.applies)."""
+    from backends.cpu import jit_gemm
+    check_conv((1, 3, 33, 35), (jit_gemm.MR - 1, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "Im2colConv")
+    check_conv((1, 40, 9, 9), (jit_gemm.MR - 8, 40, 1, 1), {}, "PointwiseConv")
