@@ -35,7 +35,8 @@ ROW_WASTE = 1.5
 
 
 # With the compiled kernel (jit_depthwise.py) and the thread pool, a layer of at least
-# JIT_SPLIT_MIN output floats is cut into two channel halves run at once by the caller and the
+# JIT_SPLIT_MIN output floats' worth of 3x3 work (outputs x taps >= JIT_SPLIT_MIN x 9: PP-OCR's
+# 5x5 layers on 3x96 maps 47 -> 33 us) is cut into two channel halves run at once by the caller and the
 # pool's helper as one native job (parallel.pair: ~1 us to hand over, against 20-80 us for the
 # GIL hand-offs of 8 Python-claimed ranges, which got 1.3-1.6x on MobileNetV2's layers).
 JIT_SPLIT_MIN = 1 << 15
@@ -65,7 +66,7 @@ class CompiledDepthwise(ConvCPU):
         self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
         act, self.after = jit_epilogue.params(self.epilogue)
         self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl) + act
-        self.workers = 2 if helper_allowed(backend) and self.out_floats >= JIT_SPLIT_MIN and g.m >= 2 else 1
+        self.workers = 2 if helper_allowed(backend) and self.out_floats * g.kh * g.kw >= JIT_SPLIT_MIN * 9 and g.m >= 2 else 1
         parts = min(g.m, self.workers * JIT_PARTS_PER_THREAD) if self.workers > 1 else 1
         self.ranges = [(g.m * k // parts, g.m * (k + 1) // parts) for k in range(parts)]  # as the job cuts them
         # The kernel's scratch (phase planes or shifted copies), one per thread.
