@@ -11,9 +11,12 @@ the weights once at load; so does this module, as MNN's and ncnn's convolutions 
   B  the im2col columns, gathered straight from the (padded) image into panels of NR columns,
      B[panel][k][NR] -- no separate im2col buffer, no copy into GEMM order afterwards;
   C  the output (M, N) in NCHW, written by the tile kernel with the bias (loaded as the
-     accumulators' initial value), an optional residual and a clamp (Relu, Relu6, Clip).
+     accumulators' initial value), an optional residual and a clamp (Relu, Relu6, Clip):
+     whole tiles through in-register transposes, one masked vector store per row.
+`gemm` runs the same tiles over a row-major B (rows ldb floats apart): the compiled Winograd
+path's a*a GEMMs, over its U packed once (jit_winograd).
 
-The tile kernel (`_tile`) is written in LLVM IR through a numba intrinsic: an MR x NR block of
+The tile kernel (`_tile`, and two narrower ones for a short last panel) is written in LLVM IR through a numba intrinsic: an MR x NR block of
 vector accumulators (MR/LANES vectors per column) kept in registers over the whole K loop, one
 broadcast of B per column and k, fused multiply-adds. numba cannot keep such a block in
 registers from Python source (a local array is memory). LANES, MR, NR follow the host's vector
@@ -23,8 +26,8 @@ one core for the shapes above (OpenBLAS through numpy 62-102, same shapes, docs/
 
 A convolution is one native job (`conv_job`) of the pool's two threads, in one of two modes:
   shared  (few, long columns: deep layers) all panels of B are packed first, the threads taking
-          panel ranges from a counter; after a wait for the last one, they take ranges of
-          A's panels, each against all of B;
+          panel ranges from a counter; after a wait for the last one, they take blocks of
+          (A panels x B panels) from another;
   private (many columns: early layers) a part is a range of B's panels: the thread packs them
           into its own buffer (sized to stay in L2) and multiplies all of A against them.
 Gather offsets come from two tables made at plan time: col[n], the image offset of output

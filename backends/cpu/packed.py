@@ -67,13 +67,12 @@ class PackedConv(ConvCPU):
         if self.residual:
             del self.run  # ConvCPU's wrapper with its residual pass: this class's run() does it all
         self.act = act
-        (code, lo, hi, _, _), _ = jit_epilogue.params(act)
+        (_, lo, hi, _, _), _ = jit_epilogue.params(act)
         clamp = act.act in ("Relu", "Clip")
         self.lo, self.hi = (np.float32(lo), np.float32(hi)) if clamp else (np.float32(-np.inf), np.float32(np.inf))
         self.after = bool(act.act) and not clamp
         self.pad = PaddedInput(g) if g.padded else None
         hp, wp = (self.pad.hp, self.pad.wp) if self.pad else (g.h, g.w)
-        self.image_floats = g.c * hp * wp
         self.col, self.row, self.runs = jg.tables(g.c, hp, wp, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.oh, g.ow)
         self.panels = -(-self.n_cols // jg.NR)
         self.apanels = self.a.shape[0]

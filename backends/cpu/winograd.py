@@ -293,23 +293,16 @@ class WinogradConv(ConvCPU):
             return
         from . import jit_gemm, jit_winograd
         a, g = self.a, self.g
-        if not PACKED_GEMM:  # cblas_sgemm over U as it is (ILP64 OpenBLAS only), as before
-            sgemm = blas().sgemm64
+        self.tiles = [np.empty(jit_gemm.NR * jit_gemm.MR, np.float32) for _ in range(2)]
+        if PACKED_GEMM:
+            pu = self.prepared(f"winograd{self.unit}-packed{jit_gemm.MR}", lambda w: np.ascontiguousarray(
+                np.stack([jit_gemm.pack_weights(self.u[i], None)[0] for i in range(a * a)])))
+            # kept by the executor: the jobs know them by address only
+            self.packed, sgemm = (pu, np.zeros(pu.shape[1] * jit_gemm.MR, np.float32)), 0
+        else:  # cblas_sgemm over U as it is (ILP64 OpenBLAS only), for two threads only, as before
+            self.packed, sgemm = None, blas().sgemm64
             if not sgemm or not (self.workers == 2 or self.whole):
                 return
-            counter = np.zeros(3, np.int64)
-            self.jobs = [NativeJob(jit_winograd.layer_job if self.whole else jit_winograd.block_job,
-                                   [jit_winograd.pack_job(self.inputs[0][n], self.u, self.outputs[0][n], self.b,
-                                                          self.tables, self.unit, g.pt, g.pl, self.tw, self.th,
-                                                          self.rows, self.per_c, self.per_k, self.act, counter, sgemm,
-                                                          buf) for buf in self.bufs], counter, blas=True)
-                         for n in range(g.n)]
-            return
-        pu = self.prepared(f"winograd{self.unit}-packed{jit_gemm.MR}", lambda w: np.ascontiguousarray(
-            np.stack([jit_gemm.pack_weights(self.u[i], None)[0] for i in range(a * a)])))
-        # kept by the executor: the jobs know them by address only
-        self.packed = pu, np.zeros(pu.shape[1] * jit_gemm.MR, np.float32)
-        self.tiles = [np.empty(jit_gemm.NR * jit_gemm.MR, np.float32) for _ in range(2)]
         counter = np.zeros(3, np.int64)  # held by the NativeJob
         x, out = self.inputs[0], self.outputs[0]
         job = jit_winograd.layer_job if self.whole else jit_winograd.block_job
@@ -317,9 +310,10 @@ class WinogradConv(ConvCPU):
         bufs = [self.bufs[0]] * 2 if self.whole else self.bufs
         self.jobs = [NativeJob(job, [jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit,
                                                            g.pt, g.pl, self.tw, self.th, self.rows, self.per_c,
-                                                           self.per_k, self.act, counter, 0, buf, (*self.packed, tile))
+                                                           self.per_k, self.act, counter, sgemm, buf,
+                                                           self.packed and (*self.packed, tile))
                                      for buf, tile in zip(bufs, self.tiles)], counter,
-                               solo=len(bufs) == 1) for n in range(g.n)]
+                               blas=not PACKED_GEMM, solo=len(bufs) == 1) for n in range(g.n)]
 
     def run(self):
         serial_blas()
