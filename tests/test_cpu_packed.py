@@ -135,3 +135,17 @@ def test_few_output_channels_stay_with_numpy(packed_on):
     from backends.cpu import jit_gemm
     check_conv((1, 3, 33, 35), (jit_gemm.MR - 1, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "Im2colConv")
     check_conv((1, 40, 9, 9), (jit_gemm.MR - 8, 40, 1, 1), {}, "PointwiseConv")
+
+
+def test_scratch_stays_bounded_on_large_layers(packed_on):
+    """A deep layer on a large image (512 channels, 3x3, 112x112: 231 MB of packed columns)
+    packs B by parts: the scratch is a few parts' worth, not all of B."""
+    import backends.cpu
+    from engine.ir import Node
+    from engine.ops import TensorInfo
+    w = np.zeros((512, 512, 3, 3), np.float32)
+    node = Node("Conv", ["x", "w"], ["y"], "conv", {"pads": [1, 1, 1, 1]})
+    infos = [TensorInfo((1, 512, 112, 112), np.dtype(np.float32)), TensorInfo(w.shape, w.dtype, w)]
+    exe = backends.cpu.CpuBackend().create(node, infos, [TensorInfo((1, 512, 112, 112), np.dtype(np.float32))])
+    assert type(exe).__name__ == "PackedConv" and not exe.shared
+    assert exe.scratch_bytes() < 4 * 512 * 114 * 114 + (8 << 20)  # the padded image and small buffers

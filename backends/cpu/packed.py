@@ -21,6 +21,8 @@ PART_BYTES = 128 << 10
 MIN_PRIVATE_PARTS = 8
 MUL_PARTS = 8
 PACK_PARTS = 8
+# The shared mode's B (all of the columns, packed) at most this large (conv.COLS_BUDGET's size).
+SHARED_B_BYTES = 8 << 20
 # Convolutions of fewer multiply-adds run on the caller alone (a hand-off costs ~1-2 us).
 SHARE_MACS = 1 << 19
 
@@ -44,7 +46,11 @@ def applies(g):
 def shared_mode(a_bytes, b_bytes, parts, a_panels, workers):
     """Whether jit_gemm packs all of B first (shared) rather than by parts (private): the mode
     that reads less from beyond L2 -- shared reads B once per A panel, private all of A once per
-    part -- and private only with parts enough for the threads."""
+    part -- and private only with parts enough for the threads. Never with B above
+    SHARED_B_BYTES: all of B is scratch in the arena (a 512-channel 3x3 layer at 112x112 would
+    take 231 MB)."""
+    if b_bytes > SHARED_B_BYTES:
+        return False
     if workers > 1 and parts < MIN_PRIVATE_PARTS:
         return True
     return b_bytes * a_panels <= a_bytes * parts
