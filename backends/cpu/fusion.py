@@ -140,10 +140,8 @@ def _squeeze_chain(backend, mul, producer, readers, keep, infos):
             continue
         inputs = [x] + [v for conv in (squeeze, excite) for v in (list(conv.inputs) + [""])[1:3]]
         attrs = {"squeeze": dict(squeeze.attrs), "excite": dict(excite.attrs)}
-        fused = Node("SqueezeExcite", inputs, [mul.outputs[0]], pool.name, attrs, "")
-        exe = backend.ops.get("SqueezeExcite")
-        ins = [infos[v] if v else None for v in inputs]
-        if exe is not None and exe.supports(backend, fused, ins, [infos[mul.outputs[0]]]) is None:
+        fused = _merged(backend, pool, inputs, mul, attrs, infos, op="SqueezeExcite")
+        if fused is not None:
             return parts, fused
     return None
 
@@ -161,13 +159,13 @@ def _pointwise(conv, infos):
     return w is not None and w.value is not None and tuple(w.shape[2:]) == (1, 1)
 
 
-def _merged(backend, head, inputs, last, attrs, infos):
-    """The node that runs a chain from `head` (its op, name and attributes, plus `attrs`, over
-    `inputs`) to `last` (whose output it writes), if the backend's executor for the op takes
-    it; else None."""
-    out = last.outputs[0]
-    fused = Node(head.op, list(inputs), [out], head.name, {**head.attrs, **attrs}, head.domain)
-    exe = backend.ops.get(head.op)
+def _merged(backend, head, inputs, last, attrs, infos, op=None):
+    """The node that runs a chain from `head` (its op -- or `op` -- name and attributes, plus
+    `attrs`, over `inputs`) to `last` (whose output it writes), if the backend's executor for
+    the op takes it; else None."""
+    out, op = last.outputs[0], op or head.op
+    fused = Node(op, list(inputs), [out], head.name, {**head.attrs, **attrs}, head.domain)
+    exe = backend.ops.get(op)
     ins = [infos[v] if v else None for v in inputs]
     return fused if exe is not None and exe.supports(backend, fused, ins, [infos[out]]) is None else None
 

@@ -350,11 +350,12 @@ def gemm(a, b, ldb, y, ldc, m, n, k_count, zero_bias, tile):
 def _store(tile, c, ldc, res, rows, cols, lo, hi):
     t = carray(f32_at(tile), (NR * MR,))
     out = carray(f32_at(c), ((rows - 1) * ldc + cols,))
+    added = carray(f32_at(res if res != 0 else c), ((rows - 1) * ldc + cols,))  # read only when res != 0
     for j in range(cols):
         for i in range(rows):
             v = t[j * MR + i]
             if res != 0:
-                v += carray(f32_at(res), ((rows - 1) * ldc + cols,))[i * ldc + j]
+                v += added[i * ldc + j]
             v = lo if v < lo else v
             out[i * ldc + j] = hi if v > hi else v
 
