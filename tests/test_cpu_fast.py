@@ -224,6 +224,24 @@ def test_winograd(unit, seed, monkeypatch):
     assert exe.unit == unit
 
 
+@pytest.mark.parametrize("panels", [0.5, 0.75, 1, 3])
+def test_winograd_gemm_path_by_output_channels(panels, monkeypatch):
+    """The compiled path's a*a GEMMs run jit_gemm's kernel over U packed once where the output
+    channels fill its MR-row panels (winograd.PACKED_FILL), OpenBLAS otherwise; both match
+    onnxruntime."""
+    from backends.cpu import jit, jit_gemm
+    if not jit.available():
+        pytest.skip("numba is not installed: no compiled Winograd path (the numpy one is tested above)")
+    m_out = int(panels * jit_gemm.MR)
+    packed = panels >= 1
+    assert winograd.packs_well(m_out) == packed
+    monkeypatch.setattr(winograd, "best_unit", lambda g: 4 if winograd.applies(g) else 1)
+    monkeypatch.setattr(winograd, "compiled_pays", lambda g, m: True)
+    exe = check_conv((1, 24, 17, 15), (m_out, 24, 3, 3), {"pads": [1, 1, 1, 1]}, "WinogradConv", act="Relu",
+                     scale=WINOGRAD_SCALE[4])
+    assert exe.compiled and (exe.packed is not None) == packed and bool(exe.jobs) == packed
+
+
 def test_winograd_transforms_are_exact():
     """A^T[(G g) * (B^T d)] is the correlation of d with g, in float64, for every unit."""
     rng = np.random.default_rng(0)

@@ -69,6 +69,10 @@ WHOLE_U_BYTES = 2 << 20
 # The compiled path's GEMMs through jit_gemm's kernel over U packed once (else cblas_sgemm,
 # which repacks U on every call; kept for A/B measurements).
 PACKED_GEMM = True
+# ... except where the kernel's MR-row panels would be mostly padding: output channels that
+# fill MR-row panels less than this (16 -> 32 rows: YOLOv8n's 16-channel 80x80 F(4,3) layers
+# 0.87 -> 0.61 ms on one thread; 24: PP-OCR det's 96 -> 24 layers 1.15x) keep OpenBLAS.
+PACKED_FILL = 0.8
 
 
 @lru_cache(maxsize=None)
@@ -187,6 +191,12 @@ def compiled_pays(g, m):
     return jit.available() and cost(g, m, True) <= cost(g, m, False)
 
 
+def packs_well(m):
+    """Whether the a*a GEMMs of a layer with m output channels run jit_gemm's kernel (PACKED_FILL)."""
+    from . import jit_gemm
+    return PACKED_GEMM and m >= PACKED_FILL * jit_gemm.MR * -(-m // jit_gemm.MR)
+
+
 class WinogradConv(ConvCPU):
     """F(m x m, 3 x 3) by blocks of tile rows, through numpy's strided copies and thin GEMMs or,
     when numba is there, the compiled transforms of jit_winograd.py (same U, same GEMM)."""
@@ -288,13 +298,13 @@ class WinogradConv(ConvCPU):
         """The compiled blocks as one native job per image (jit_winograd.block_job: both threads
         claim blocks from an atomic counter, no GIL; or layer_job), where the activation is the
         kernels' own. The GEMMs run jit_gemm's kernel over U packed once per session."""
-        self.jobs = []
+        self.jobs, self.packed = [], None
         if not (self.compiled and not self.after):
             return
         from . import jit_gemm, jit_winograd
         a, g = self.a, self.g
         self.tiles = [np.empty(jit_gemm.NR * jit_gemm.MR, np.float32) for _ in range(2)]
-        if PACKED_GEMM:
+        if packs_well(g.m):
             pu = self.prepared(f"winograd{self.unit}-packed{jit_gemm.MR}", lambda w: np.ascontiguousarray(
                 np.stack([jit_gemm.pack_weights(self.u[i], None)[0] for i in range(a * a)])))
             # kept by the executor: the jobs know them by address only
@@ -313,7 +323,7 @@ class WinogradConv(ConvCPU):
                                                            self.per_k, self.act, counter, sgemm, buf,
                                                            self.packed and (*self.packed, tile))
                                      for buf, tile in zip(bufs, self.tiles)], counter,
-                               blas=not PACKED_GEMM, solo=len(bufs) == 1) for n in range(g.n)]
+                               blas=self.packed is None, solo=len(bufs) == 1) for n in range(g.n)]
 
     def run(self):
         serial_blas()
