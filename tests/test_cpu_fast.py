@@ -165,14 +165,16 @@ def test_compiled_depthwise_two_threads(two_threads, monkeypatch, act):
     assert len(exe.ranges) == 2 * depthwise.JIT_PARTS_PER_THREAD and len(exe.jobs) == 2
 
 
-def test_compiled_depthwise_propagates_nan():
-    """NaN in, NaN out at the same places, through the clamp of a fused ReLU6."""
+@pytest.mark.parametrize("by_blocks", [False, True])
+def test_compiled_depthwise_propagates_nan(by_blocks):
+    """NaN in, NaN out at the same places, through the clamp of a fused ReLU6, on the flat path
+    and by channel blocks."""
     need_numba()
     from backends.cpu.jit_depthwise import depthwise as kernel
     x = np.ones((2, 5, 5), F32)
     x[1, 2, 2] = np.nan
     y = np.zeros((2, 5, 5), F32)
-    kernel(x, np.ones((2, 9), F32), np.zeros(2, F32), y, 0, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0, 6.0, 0.0, 0.0)
+    kernel(x, np.ones((2, 9), F32), np.zeros(2, F32), y, 0, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0, 6.0, 0.0, 0.0, by_blocks)
     assert np.isnan(y[1, 1:4, 1:4]).all() and not np.isnan(y[0]).any() and np.isnan(y).sum() == 9
 
 

@@ -1,6 +1,7 @@
 """The depthwise executors (depthwise.py; compiled kernel jit_depthwise.py, numba is a test
-dependency) against onnxruntime, on both paths of the compiled kernel -- same_width (stride 1,
-OW == W) and phased (the rest) -- and on the numpy path a machine without numba runs: small
+dependency) against onnxruntime, on every path of the compiled kernel -- same_width (stride 1,
+OW == W), phased (the rest) and channel blocks (blocked, each geometry with one output channel
+per input channel forced through it) -- and on the numpy path a machine without numba runs: small
 maps whose channels share one block, maps cut into several row blocks, strides, dilations,
 asymmetric pads, channel multipliers, kernels wider than the image, and NaN/Inf inputs."""
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from onnx import helper
 
 from backends.cpu import depthwise
+from conftest import need_numba
 from oracle import assert_close, ort_run
 from test_cpu_fast import F32, activation_nodes, check_conv, onnx_model, run_executor
 from engine.ir import Node
@@ -41,23 +43,47 @@ GEOMETRIES = [
 ACTS = [None, "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "SiLU", "Tanh"]
 
 
+@pytest.fixture(params=["flat", "blocks", "numpy"])
+def path(request, monkeypatch):
+    """The compiled kernel's flat paths (same_width, phased), its channel blocks wherever they
+    apply (m == c), or the numpy executor (numba patched off)."""
+    from backends.cpu import jit
+    if request.param == "numpy":
+        monkeypatch.setattr(jit, "available", lambda: False)
+        return request.param
+    need_numba()
+    monkeypatch.setattr(depthwise, "BLOCKED", request.param == "blocks")
+    monkeypatch.setattr(depthwise, "BLOCKED_BYTES", 1 << 40)
+    return request.param
+
+
+def picked(exe, path, g_m, g_c):
+    """The executor took the path asked for (blocks only where one channel maps to one)."""
+    if path != "numpy":
+        assert exe.by_blocks == (path == "blocks" and g_m == g_c)
+
+
 @pytest.mark.parametrize("x_shape, k, mult, attrs", GEOMETRIES)
-def test_geometries(x_shape, k, mult, attrs, jit_on):
+def test_geometries(x_shape, k, mult, attrs, path):
     c = x_shape[1]
-    check_conv(x_shape, (c * mult, 1) + k, {**attrs, "group": c}, "DepthwiseConv", act="Relu")
+    exe = check_conv(x_shape, (c * mult, 1) + k, {**attrs, "group": c}, "DepthwiseConv", act="Relu")
+    picked(exe, path, c * mult, c)
 
 
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_activations(act, bias, stride, jit_on):
-    check_conv((1, 45, 7, 7), (45, 1, 3, 3), {"group": 45, "pads": [1, 1, 1, 1], "strides": [stride] * 2},
-               "DepthwiseConv", act=act, bias=bias)
+def test_activations(act, bias, stride, path):
+    exe = check_conv((1, 45, 7, 7), (45, 1, 3, 3), {"group": 45, "pads": [1, 1, 1, 1], "strides": [stride] * 2},
+                     "DepthwiseConv", act=act, bias=bias)
+    picked(exe, path, 45, 45)
 
 
 def test_channel_ranges_cross_groups(two_threads, monkeypatch):
-    """Ranges of the executor's threads that start and end inside a block of channels."""
+    """Ranges of the executor's threads that start and end inside a block of channels (the
+    flat path's groups of small maps)."""
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
+    monkeypatch.setattr(depthwise, "BLOCKED", False)
     exe = check_conv((1, 101, 7, 7), (101, 1, 3, 3), {"group": 101, "pads": [1, 1, 1, 1]},
                      "CompiledDepthwise", act="Clip")
     assert any(a % 41 for a, _ in exe.ranges)  # 41 channels of 7x7 share a 2048-float block
@@ -69,7 +95,7 @@ def test_channel_ranges_cross_groups(two_threads, monkeypatch):
     ((1, 4, 12, 12), 5, {"pads": [2, 2, 2, 2]}),
     ((1, 4, 14, 14), 3, {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
 ])
-def test_nan_and_inf(x_shape, k, attrs, jit_on):
+def test_nan_and_inf(x_shape, k, attrs, path):
     """NaN and +-Inf where onnxruntime has them (edges and corners included: the shifted reads
     there must see padding, not a neighbouring row), finite values close; a fused ReLU keeps NaN."""
     c = x_shape[1]

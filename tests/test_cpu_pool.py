@@ -161,20 +161,28 @@ def test_caller_held_on_one_cpu_only_during_a_run():
         assert len(inside) == 1 and inside <= mine and not (inside & helper)
 
 
-@pytest.mark.parametrize("x_shape, attrs", [
-    ((2, 12, 17, 15), {"group": 12, "pads": [1, 1, 1, 1]}),
-    ((1, 7, 19, 22), {"group": 7, "pads": [2, 1, 2, 1], "strides": [2, 2]}),
+@pytest.mark.parametrize("x_shape, attrs, blocks", [
+    ((2, 12, 17, 15), {"group": 12, "pads": [1, 1, 1, 1]}, False),
+    ((1, 7, 19, 22), {"group": 7, "pads": [2, 1, 2, 1], "strides": [2, 2]}, False),
+    ((2, 70, 17, 15), {"group": 70, "pads": [1, 1, 1, 1]}, True),
+    ((1, 50, 19, 22), {"group": 50, "pads": [2, 1, 2, 1], "strides": [2, 2]}, True),
 ])
-def test_depthwise_halves_as_one_native_job(two_threads, monkeypatch, x_shape, attrs):
-    """The compiled depthwise's channel halves, one on the caller and one on the helper
-    (parallel.pair), match onnxruntime; the helper really ran its half."""
-    from backends.cpu import depthwise
+def test_depthwise_halves_as_one_native_job(two_threads, monkeypatch, x_shape, attrs, blocks):
+    """The compiled depthwise's channel ranges, taken by the caller and the helper
+    (parallel.pair), match onnxruntime, on the flat paths and by channel blocks (whole blocks
+    per range); the helper really ran its part."""
+    from backends.cpu import depthwise, jit_gemm
     from test_cpu_fast import check_conv
     monkeypatch.setattr(depthwise, "JIT_SPLIT_MIN", 0)
+    monkeypatch.setattr(depthwise, "BLOCKED", blocks)
     c = x_shape[1]
     k = 5 if attrs.get("strides") else 3
     exe = check_conv(x_shape, (c, 1, k, k), attrs, "DepthwiseConv", act="Relu")
     assert type(exe).__name__ == "CompiledDepthwise" and len(exe.jobs) == x_shape[0]
+    assert exe.by_blocks == blocks
+    if blocks:
+        assert all(lo % jit_gemm.LANES == 0 for lo, _ in exe.ranges) and exe.ranges[-1][1] == c
+        assert sum(hi > lo for lo, hi in exe.ranges) >= 2
     helper_takes_part(two_threads, exe)
 
 

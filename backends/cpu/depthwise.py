@@ -44,6 +44,23 @@ JIT_SPLIT_MIN = 1 << 15
 # the OS leaves its ranges to the other).
 JIT_PARTS_PER_THREAD = 4
 
+# Depthwise by channel blocks (jit_depthwise.blocked: LANES channels a vector, in-register
+# transposes in and out, several output pixels' sums held in registers over all taps) wherever a
+# block's zero-padded image (LANES floats a pixel) fits BLOCKED_BYTES; beyond that (PP-OCR det's
+# 320x320 maps) the flat per-channel passes measured as fast or faster. One output channel per
+# input channel only. Per layer in docs/cpu.md "Depthwise by channel blocks".
+BLOCKED = True
+BLOCKED_BYTES = 2 << 20
+
+
+def by_blocks(g):
+    """Whether the compiled kernel takes layer g by channel blocks (above)."""
+    from .jit_gemm import LANES
+    if not BLOCKED or g.m != g.c:
+        return False
+    hp, wp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1
+    return 4 * LANES * hp * wp <= BLOCKED_BYTES
+
 
 def __getattr__(name):
     """`DepthwiseConv`, the executor class conv.strategy() hands depthwise layers: the compiled
@@ -66,12 +83,13 @@ class CompiledDepthwise(ConvCPU):
         self.b = np.ascontiguousarray(self.bias_column().reshape(-1))
         act, self.after = jit_epilogue.params(self.epilogue)
         self.params = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl) + act
+        self.by_blocks = by_blocks(g)
         self.workers = 2 if helper_allowed(backend) and self.out_floats * g.kh * g.kw >= JIT_SPLIT_MIN * 9 and g.m >= 2 else 1
         parts = min(g.m, self.workers * JIT_PARTS_PER_THREAD) if self.workers > 1 else 1
-        self.ranges = [(g.m * k // parts, g.m * (k + 1) // parts) for k in range(parts)]  # as the job cuts them
-        # The kernel's scratch (phase planes or shifted copies), one per thread.
+        self.ranges = jit_depthwise.part_bounds(0, g.m, parts, self.by_blocks)  # as the job cuts them
+        # The kernel's scratch (phase planes, shifted copies or a block's pixels), one per thread.
         self.work_floats = int(jit_depthwise.work_floats(g.c, g.h, g.w, g.m, g.oh, g.ow, g.kh, g.kw,
-                                                         g.sh, g.sw, g.dh, g.dw, g.pl))
+                                                         g.sh, g.sw, g.dh, g.dw, g.pl, self.by_blocks))
 
     def tmp_floats(self):
         return self.out_floats if self.after and self.epilogue.needs_tmp else 0
@@ -89,7 +107,8 @@ class CompiledDepthwise(ConvCPU):
             x, out = self.inputs[0], self.outputs[0]
             counter = np.zeros(1, np.int64)
             self.jobs = [NativeJob(depthwise_job, [pack_job(x[n], self.w, self.b, out[n], 0, self.g.m, self.params,
-                                                            self.work[k], counter, len(self.ranges)) for k in range(2)],
+                                                            self.work[k], counter, len(self.ranges), self.by_blocks)
+                                                   for k in range(2)],
                                    counter) for n in range(self.g.n)]
 
     def run(self):
@@ -98,7 +117,7 @@ class CompiledDepthwise(ConvCPU):
             if self.jobs:
                 self.jobs[n].run()
             else:
-                self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, self.work[0])
+                self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, self.by_blocks, self.work[0])
             if self.after:
                 self.epilogue.activate(out[n], self.image_tmp(out[n]))
 

@@ -6,7 +6,8 @@ would be 7-56 long, shorter than one unrolled vector step (measured 3-4x slower)
 three per pass: LLVM vectorizes a loop only after checking at run time that its store does not
 overlap its loads, and gives up past about eight such checks. The activation is applied to
 each block (jit_epilogue.activate). Channels go over a range the caller
-gives (the executor shares ranges between its threads). Two paths:
+gives (the executor shares ranges between its threads). Three paths -- the caller picks blocked
+(depthwise.by_blocks) or the flat ones:
 
 same_width (stride 1, OW == W: "same" padding, most layers) computes straight into y over the
 image's own pitch W. Tap (i, j) of output flat k reads image flat k + dy*W + dx
@@ -23,11 +24,19 @@ P[a, b, r, k] = padded[r*sh + a, k*sw + b], so that every tap of a strided or di
 reads one plane at a constant offset: tap (i, j) of output (oy, ox) is
 P[(i*dh) % sh, (j*dw) % sw, oy + (i*dh) // sh, ox + (j*dw) // sw]; outputs are computed over
 the planes' pitch, the columns past OW wasted, and copied into y.
+
+blocked (one output channel per input channel) vectorizes over channels instead, LANES at a
+time, through in-register transposes in and out of a zero-padded image of LANES-float pixels
+(docs/cpu.md "Depthwise by channel blocks"): no short rows, no phase planes, each output
+pixel's sum in a register over all taps.
 """
 import numpy as np
+from llvmlite import ir
 from numba import carray, cfunc, int64, types, uint64
+from numba.extending import intrinsic
 
 from .jit import FASTMATH, compile
+from .jit_gemm import _F32, _I32, _I64, _VEC, LANES, _const, _declare, _transpose
 from .jit_threads import address, f32_at, f64_at, fetch_add
 from .jit_epilogue import activate
 
@@ -133,29 +142,34 @@ def _mac(acc, oa, n, taps, first, bias, s0, o0, s1, o1, s2, o2, w0, w1, w2):
 
 
 @compile()
-def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, work=None):
+def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, by_blocks, work=None):
     """Output channels [first, last) of y (M, OH, OW) = depthwise conv of x (C, H, W) with
     w (M, kh*kw), bias b (M,); x and y C-contiguous. `work`: scratch of
-    work_floats(...) floats, any contents (allocated here when omitted or short). Serial: the caller
+    work_floats(...) floats, any contents (allocated here when omitted or short). by_blocks: the
+    channel-block path (blocked(); m == c only), else same_width or phased. Serial: the caller
     shares channel ranges between threads."""
     lo, hi = np.float32(lo), np.float32(hi)  # float64 bounds would widen the rows to float64
     alpha, beta = np.float32(alpha), np.float32(beta)
     c, h, wd = x.shape
     m, oh, ow = y.shape
-    size = work_floats(c, h, wd, m, oh, ow, kh, kw, sh, sw, dh, dw, pl)
+    size = work_floats(c, h, wd, m, oh, ow, kh, kw, sh, sw, dh, dw, pl, by_blocks)
     if work is None or work.shape[0] < size:
         buf = np.empty(size, np.float32)
     else:
         buf = work[:size]
-    if sh == 1 and sw == 1 and ow == wd:
+    if by_blocks:
+        blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
+    elif sh == 1 and sw == 1 and ow == wd:
         same_width(x, w, b, y, first, last, kh, kw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
     else:
         phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
 
 
 @compile()
-def work_floats(c, h, wd, m, oh, ow, kh, kw, sh, sw, dh, dw, pl):
+def work_floats(c, h, wd, m, oh, ow, kh, kw, sh, sw, dh, dw, pl, by_blocks):
     """Scratch floats that depthwise() needs for this geometry."""
+    if by_blocks:
+        return _blocked_floats(oh, ow, kh, kw, sh, sw, dh, dw)
     if sh == 1 and sw == 1 and ow == wd:
         group, rows, span, margin = _blocks(c, h, wd, m, oh, kw, dw, pl)
         return kw * span
@@ -322,9 +336,229 @@ def phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi,
             _copy(out[oy], acc[oy * cols:oy * cols + ow])
 
 
+# -- channel blocks (small maps and strides) ---------------------------------------------------
+# Intrinsics in LLVM IR (as jit_gemm's tile kernel): one LANES x LANES block through in-register
+# transposes (jit_gemm._transpose), under masks for a short block.
+def _masks(builder, n):
+    """(mask of lanes < n, all-true, all-false) as LANES x i1 vectors."""
+    mask_ty = ir.VectorType(ir.IntType(1), LANES)
+    iota = ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES)))
+    lanes = builder.icmp_signed("<", iota, _splat_i64(builder, n))
+    return lanes, ir.Constant(mask_ty, [1] * LANES), ir.Constant(mask_ty, [0] * LANES)
+
+
+def _splat_i64(builder, v):
+    ty = ir.VectorType(_I64, LANES)
+    one = builder.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+def _masked(builder):
+    vp, mask_ty = _VEC.as_pointer(), ir.VectorType(ir.IntType(1), LANES)
+    return (_declare(builder, f"llvm.masked.load.v{LANES}f32.p0", _VEC, [vp, _I32, mask_ty, _VEC]),
+            _declare(builder, f"llvm.masked.store.v{LANES}f32.p0", ir.VoidType(), [_VEC, vp, _I32, mask_ty]))
+
+
+@intrinsic
+def _to_pixels(typingctx, src, stride, valid, n, dst):
+    """Channel rows -> pixel vectors: lane l of dst[r*LANES:] = src[l*stride + r] for pixels
+    r < n (n <= LANES) of channel rows l < valid (other lanes 0); dst's vectors past n untouched.
+    Addresses in bytes, stride in floats."""
+    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        src, stride, valid, n, dst = args
+        fp, vp = _F32.as_pointer(), _VEC.as_pointer()
+        sp, dp = builder.inttoptr(src, fp), builder.inttoptr(dst, fp)
+        mload, mstore = _masked(builder)
+        lanes, yes, no = _masks(builder, n)
+        zero, align = ir.Constant(_VEC, None), ir.Constant(_I32, 4)
+        rows = []
+        for l in range(LANES):
+            mask = builder.select(builder.icmp_signed("<", _const(l), valid), lanes, no)
+            ptr = builder.bitcast(builder.gep(sp, [builder.mul(_const(l), stride)]), vp)
+            rows.append(builder.call(mload, [ptr, align, mask, zero]))
+        for r, vec in enumerate(_transpose(builder, rows)):
+            mask = builder.select(builder.icmp_signed("<", _const(r), n), yes, no)
+            builder.call(mstore, [vec, builder.bitcast(builder.gep(dp, [_const(r * LANES)]), vp), align, mask])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _to_channels(typingctx, src, n, dst, stride, valid):
+    """Pixel vectors -> channel rows: dst[l*stride + r] = lane l of src[r*LANES:] for pixels
+    r < n (n <= LANES), channel rows l < valid. src holds LANES whole vectors."""
+    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        src, n, dst, stride, valid = args
+        fp, vp = _F32.as_pointer(), _VEC.as_pointer()
+        sp, dp = builder.inttoptr(src, fp), builder.inttoptr(dst, fp)
+        _, mstore = _masked(builder)
+        lanes, _, no = _masks(builder, n)
+        align = ir.Constant(_I32, 4)
+        pixels = [builder.load(builder.bitcast(builder.gep(sp, [_const(r * LANES)]), vp), align=4)
+                  for r in range(LANES)]
+        for l, vec in enumerate(_transpose(builder, pixels)):
+            mask = builder.select(builder.icmp_signed("<", _const(l), valid), lanes, no)
+            ptr = builder.bitcast(builder.gep(dp, [builder.mul(_const(l), stride)]), vp)
+            builder.call(mstore, [vec, ptr, align, mask])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def _taps_kernel(pixels):
+    """Intrinsic: `pixels` consecutive output pixels of a channel block (see _taps_dot)."""
+    @intrinsic
+    def taps_dot(typingctx, src, step, offs, taps, wts, out):
+        sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
+        return sig, _taps_codegen(pixels)
+    return taps_dot
+
+
+def _taps_codegen(pixels):
+    def codegen(context, builder, sig, args):
+        src, step, offs, taps, wts, out = args
+        bp, fp, vp = ir.IntType(8).as_pointer(), _F32.as_pointer(), _VEC.as_pointer()
+        sp, op_, wp_ = builder.inttoptr(src, bp), builder.inttoptr(offs, _I64.as_pointer()), builder.inttoptr(wts, fp)
+        fma = _declare(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC, _VEC, _VEC])
+        bias = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(taps, _const(LANES))]), vp), align=4)
+        starts = [builder.gep(sp, [builder.mul(step, _const(p))]) for p in range(pixels)]
+        pre = builder.basic_block
+        loop = builder.append_basic_block("taps.loop")
+        done = builder.append_basic_block("taps.done")
+        builder.cbranch(builder.icmp_signed(">", taps, _const(0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(_I64)
+        k.add_incoming(_const(0), pre)
+        acc = []
+        for p in range(pixels):
+            phi = builder.phi(_VEC)
+            phi.add_incoming(bias, pre)
+            acc.append(phi)
+        off = builder.load(builder.gep(op_, [k]))
+        wv = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(k, _const(LANES))]), vp), align=4)
+        new = [builder.call(fma, [wv, builder.load(builder.bitcast(builder.gep(starts[p], [off]), vp), align=4), acc[p]])
+               for p in range(pixels)]
+        k_next = builder.add(k, _const(1))
+        end = builder.basic_block
+        k.add_incoming(k_next, end)
+        for phi, v in zip(acc, new):
+            phi.add_incoming(v, end)
+        builder.cbranch(builder.icmp_signed("<", k_next, taps), loop, done)
+        builder.position_at_end(done)
+        results = []
+        for p in range(pixels):  # the phis first: LLVM wants them at the top of the block
+            res = builder.phi(_VEC)
+            res.add_incoming(bias, pre)
+            res.add_incoming(new[p], end)
+            results.append(res)
+        outp = builder.inttoptr(out, fp)
+        for p, res in enumerate(results):
+            builder.store(res, builder.bitcast(builder.gep(outp, [_const(p * LANES)]), vp), align=4)
+        return context.get_dummy_value()
+    return codegen
+
+
+# _taps_dot(src, step, offs, taps, wts, out): TAPS_PIXELS consecutive output pixels p of a
+# channel block, out[p*LANES:][:LANES] = wts[taps*LANES:][:LANES] (the bias) + sum over k < taps
+# of wts[k*LANES:][:LANES] * src[p*step + offs[k]:][:LANES] (src, step, offs in bytes) -- the
+# sums in registers, TAPS_PIXELS independent chains of multiply-adds (one chain waits out each
+# FMA's latency: 4x slower measured); _taps_dot1 for the last pixels of a row.
+TAPS_PIXELS = 4
+_taps_dot, _taps_dot1 = _taps_kernel(TAPS_PIXELS), _taps_kernel(1)
+
+
+@compile(inline=True)
+def _geometry_blocked(oh, ow, kh, kw, sh, sw, dh, dw):
+    """(rows, cols) of the padded image a channel block keeps: just what the outputs read."""
+    return (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+
+
+@compile(inline=True)
+def _blocked_floats(oh, ow, kh, kw, sh, sw, dh, dw):
+    hp, wp = _geometry_blocked(oh, ow, kh, kw, sh, sw, dh, dw)
+    return LANES * (hp * wp + oh * ow + LANES + kh * kw + 1) + 4 * ALIGN
+
+
+@compile()
+def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf):
+    """Channels [first, last) of a depthwise layer (m == c) LANES at a time: the block's image
+    rows into pixel vectors of a zero-padded image T (in-register transposes), each output pixel
+    a vector of LANES channels summed over the taps, the activation, then back into channel
+    rows of y. No phase planes, no short rows: every multiply-add is a whole vector."""
+    c, h, wd = x.shape
+    m, oh, ow = y.shape
+    n = oh * ow
+    if n == 0 or last <= first:
+        return
+    hp, wp = _geometry_blocked(oh, ow, kh, kw, sh, sw, dh, dw)
+    taps = kh * kw
+    lanes = uint64(LANES)
+    t0 = _aligned(buf, 0)
+    tb = buf[t0:t0 + hp * wp * LANES]
+    o0 = _aligned(buf, t0 + hp * wp * LANES)
+    ob = buf[o0:o0 + (n + LANES) * LANES]
+    w0 = _aligned(buf, o0 + (n + LANES) * LANES)
+    wv = buf[w0:w0 + (taps + 1) * LANES]  # the block's taps as vectors, then its bias
+    rows_in = max(0, min(h, hp - pt))  # image rows and columns that outputs read
+    cols_in = max(0, min(wd, wp - pl))
+    # The pads: never written by the copies, zeroed once per call.
+    for yy in range(hp):
+        if yy < pt or yy >= pt + rows_in:
+            tb[yy * wp * LANES:(yy + 1) * wp * LANES] = 0
+        else:
+            tb[yy * wp * LANES:(yy * wp + pl) * LANES] = 0
+            tb[(yy * wp + pl + cols_in) * LANES:(yy + 1) * wp * LANES] = 0
+    xa, ya, ta, oa = x.ctypes.data, y.ctypes.data, tb.ctypes.data, ob.ctypes.data
+    plane_in, fl = h * wd, 4
+    offs = np.empty(taps, np.int64)  # where tap (i, j) reads, bytes from the output pixel's window origin
+    for i in range(kh):
+        for j in range(kw):
+            offs[i * kw + j] = (i * dh * wp + j * dw) * LANES * fl
+    for c0 in range(first, last, LANES):
+        valid = min(LANES, last - c0)
+        for l in range(LANES):
+            cl = min(c0 + l, last - 1)
+            for t in range(taps):
+                wv[t * LANES + l] = w[cl, t]
+            wv[taps * LANES + l] = b[cl]
+        for yy in range(rows_in):
+            src = xa + ((c0 * h + yy) * wd) * fl
+            dst = ta + ((yy + pt) * wp + pl) * LANES * fl
+            for x0 in range(0, cols_in, LANES):
+                _to_pixels(src + x0 * fl, plane_in, valid, min(LANES, cols_in - x0), dst + x0 * LANES * fl)
+        wa = wv.ctypes.data
+        step, oa_ = sw * LANES * fl, offs.ctypes.data
+        for oy in range(oh):
+            row = ta + oy * sh * wp * LANES * fl
+            dst = oa + oy * ow * LANES * fl
+            ox = 0
+            while ox + TAPS_PIXELS <= ow:
+                _taps_dot(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
+                ox += TAPS_PIXELS
+            while ox < ow:
+                _taps_dot1(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
+                ox += 1
+        activate(ob[:n * LANES], act, lo, hi, alpha, beta)
+        for p0 in range(0, n, LANES):
+            _to_channels(oa + p0 * LANES * fl, min(LANES, n - p0), ya + (c0 * n + p0) * fl, n, valid)
+
+
+
+@compile(inline=True)
+def _part(first, last, i, parts, by_blocks):
+    """Where part i of `parts` of the channels [first, last) starts; with by_blocks on a whole
+    channel block (LANES), so that no block is cut between two threads."""
+    at = first + (last - first) * i // parts
+    if by_blocks and first < at < last:
+        at = min(last, first + (at - first + LANES // 2) // LANES * LANES)
+    return at
+
 # A half of a layer as a native job (depthwise_job): float64 slots, addresses and sizes exact.
 # (Last in the module: a cfunc compiles, or loads from the cache, where it is defined.)
-ARGS = 30
+ARGS = 31
 
 
 @cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
@@ -342,16 +576,25 @@ def depthwise_job(part, args, unused):
     y = carray(f32_at(int64(a[8])), (m, oh, ow))
     work = carray(f32_at(int64(a[26])), (int64(a[27]),))
     first, last, counter, parts = int64(a[11]), int64(a[12]), int64(a[28]), int64(a[29])
+    by_blocks = a[30] != 0
     while True:
         i = fetch_add(counter, 1)
         if i >= parts:
             return
-        lo, hi = first + (last - first) * i // parts, first + (last - first) * (i + 1) // parts
+        lo, hi = _part(first, last, i, parts, by_blocks), _part(first, last, i + 1, parts, by_blocks)
         depthwise(x, w, b, y, lo, hi, int64(a[13]), int64(a[14]), int64(a[15]), int64(a[16]),
-                  int64(a[17]), int64(a[18]), int64(a[19]), int64(a[20]), int64(a[21]), a[22], a[23], a[24], a[25], work)
+                  int64(a[17]), int64(a[18]), int64(a[19]), int64(a[20]), int64(a[21]), a[22], a[23], a[24], a[25],
+                  by_blocks, work)
 
 
-def pack_job(x, w, b, y, first, last, params, work, counter, parts):
+def part_bounds(first, last, parts, by_blocks):
+    """The channel ranges depthwise_job cuts [first, last) into (whole channel blocks when
+    by_blocks)."""
+    return [(_part(first, last, i, parts, by_blocks), _part(first, last, i + 1, parts, by_blocks))
+            for i in range(parts)]
+
+
+def pack_job(x, w, b, y, first, last, params, work, counter, parts, by_blocks):
     """The float64 argument block of depthwise_job: channels [first, last) in `parts` ranges
     claimed through counter[0] (arrays C-contiguous; they must outlive every run of the job:
     arena views and the executor's own)."""
@@ -359,5 +602,5 @@ def pack_job(x, w, b, y, first, last, params, work, counter, parts):
         assert arr.dtype == np.float32 and arr.flags.c_contiguous
     assert counter.dtype == np.int64
     return np.array([x.ctypes.data, *x.shape, w.ctypes.data, *w.shape, b.ctypes.data, y.ctypes.data,
-                     *y.shape[1:], first, last, *params, work.ctypes.data, work.size, counter.ctypes.data, parts],
-                    np.float64)
+                     *y.shape[1:], first, last, *params, work.ctypes.data, work.size, counter.ctypes.data, parts,
+                     int(by_blocks)], np.float64)
