@@ -3,7 +3,8 @@ geometries im2col takes (strides, dilations, asymmetric pads, 7x7 stems, 1x1 wit
 plain 1x1 convolutions,
 sizes that leave partial tiles on both sides (M not a multiple of MR, output columns not a
 multiple of NR), a batch, fused activations and residuals, both job modes (B packed by parts
-or all first), on one thread and on two with the helper taking part."""
+or all first), on one thread and on two with the helper taking part; and the row tiles of 1x1
+convolutions on many pixels (RowsConv) likewise."""
 import numpy as np
 import pytest
 
@@ -149,3 +150,72 @@ def test_scratch_stays_bounded_on_large_layers(packed_on):
     exe = backends.cpu.CpuBackend().create(node, infos, [TensorInfo((1, 512, 112, 112), np.dtype(np.float32))])
     assert type(exe).__name__ == "PackedConv" and not exe.shared
     assert exe.scratch_bytes() < 4 * 512 * 114 * 114 + (8 << 20)  # the padded image and small buffers
+
+
+# -- row tiles (RowsConv: 1x1 on many pixels) ---------------------------------------------------
+# (x shape, output channels): pixels not a multiple of the NV*LANES column tile, output
+# channels not a multiple of RM, K = 1, one output channel, a batch.
+ROWS_GEOMETRIES = [
+    ((1, 16, 40, 52), 24),  # 2080 pixels
+    ((2, 3, 23, 23), 9),    # 529 pixels, few channels, batch 2
+    ((1, 1, 24, 25), 5),    # K = 1
+    ((1, 40, 17, 31), 1),   # one output channel
+    ((1, 33, 48, 48), 70),  # many pixels: row tiles whatever the channels
+]
+
+
+@pytest.mark.parametrize("x_shape, m", ROWS_GEOMETRIES)
+@pytest.mark.parametrize("act", ACTS)
+def test_row_tiles(packed_on, x_shape, m, act):
+    exe = check_conv(x_shape, (m, x_shape[1], 1, 1), {}, "RowsConv", act=act, bias=act != "Clip")
+    assert len(exe.jobs) == x_shape[0]
+
+
+def test_row_tiles_where(packed_on):
+    """Few pixels keep the packed tiles (many channels) or numpy's GEMM (fewer than MR)."""
+    from backends.cpu import jit_gemm
+    check_conv((1, 16, 20, 20), (2 * jit_gemm.MR, 16, 1, 1), {}, "PackedConv")
+    check_conv((1, 16, 20, 20), (jit_gemm.MR - 1, 16, 1, 1), {}, "PointwiseConv")
+    check_conv((1, 16, 30, 30), (2 * jit_gemm.MR, 16, 1, 1), {}, "PackedConv")
+    check_conv((1, 16, 30, 30), (2 * jit_gemm.MR - 1, 16, 1, 1), {}, "RowsConv")
+
+
+def test_row_tiles_helper_takes_part(two_threads, packed_on):
+    exe = check_conv((1, 24, 40, 52), (40, 24, 1, 1), {}, "RowsConv", act="Clip")
+    assert exe.workers == 2
+    helper_takes_part(two_threads, exe)
+
+
+@pytest.mark.parametrize("act", [None, "Relu", "SiLU"])
+def test_row_tiles_residual(packed_on, monkeypatch, act):
+    """Conv 1x1 + Add(residual) [+ activation] with the residual added at the row tiles' stores."""
+    import test_cpu_fusion
+    monkeypatch.setitem(test_cpu_fusion.STRATEGIES, "pointwise", ((1, 8, 30, 41), (24, 8, 1, 1), {}))
+    model, x = residual_model("pointwise", act)
+    ops = run_both(model, x)
+    assert "Add" not in ops, ops
+    sess = engine.InferenceSession(model, backend="cpu")
+    sess.run(None, {"x": x})
+    exes = [e for e in sess._plan.executors.values() if type(e).__name__ == "RowsConv"]
+    assert any(e.residual for e in exes), [type(e).__name__ for e in sess._plan.executors.values()]
+
+
+def test_row_tiles_nan_and_inf(packed_on):
+    """A NaN or an infinity in the image reaches its pixel's outputs, through Relu's clamp too."""
+    from onnx import helper
+    from oracle import ort_run
+    from test_cpu_fast import onnx_model
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 4, 30, 31)).astype(np.float32)
+    x[0, 1, 3, 4], x[0, 2, 28, 30] = np.nan, np.inf
+    w = rng.standard_normal((9, 4, 1, 1)).astype(np.float32)
+    model = onnx_model([helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
+                       {"x": x}, "y", {"w": w})
+    sess = engine.InferenceSession(model, backend="cpu")
+    got = sess.run(None, {"x": x})[0]
+    assert "RowsConv" in [type(e).__name__ for e in sess._plan.executors.values()]
+    ref = ort_run(model, {"x": x})[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-4, atol=1e-4)

@@ -3,6 +3,7 @@
 At resize ConvCPU picks one strategy per node, as MNN's ConvolutionFloatFactory does:
   depthwise (depthwise.py)  group == C_in: one copy per tap and one GEMV per channel
   winograd (winograd.py)    3x3, stride 1, dilation 1, when its cost model beats im2col
+  rows (packed.py)          with numba, 1x1 on many pixels: row tiles straight from the image
   packed (packed.py)        with numba, every other one-group convolution, 1x1 included:
                             mixnn's own GEMM over weights packed once (jit_gemm.py)
   pointwise                 without numba, 1x1, stride 1, no pad, one group: one numpy GEMM
@@ -524,6 +525,8 @@ def strategy(g):
     if g.depthwise:
         return DepthwiseConv
     if g.pointwise:
+        if packed.rows_apply(g):
+            return packed.RowsConv
         return packed.PackedConv if packed.applies(g) else PointwiseConv
     if best_unit(g) > 1:
         return WinogradConv

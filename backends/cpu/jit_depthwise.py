@@ -36,7 +36,7 @@ from numba import carray, cfunc, int64, types, uint64
 from numba.extending import intrinsic
 
 from .jit import FASTMATH, compile
-from .jit_gemm import _F32, _I32, _I64, _VEC, LANES, _const, _declare, _transpose
+from .jit_gemm import _F32, _I32, _I64, _VEC, LANES, _const, _counted_loop, _declare, _lane_mask, _masked, _transpose
 from .jit_threads import address, f32_at, f64_at, fetch_add
 from .jit_epilogue import activate
 
@@ -342,21 +342,7 @@ def phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi,
 def _masks(builder, n):
     """(mask of lanes < n, all-true, all-false) as LANES x i1 vectors."""
     mask_ty = ir.VectorType(ir.IntType(1), LANES)
-    iota = ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES)))
-    lanes = builder.icmp_signed("<", iota, _splat_i64(builder, n))
-    return lanes, ir.Constant(mask_ty, [1] * LANES), ir.Constant(mask_ty, [0] * LANES)
-
-
-def _splat_i64(builder, v):
-    ty = ir.VectorType(_I64, LANES)
-    one = builder.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-
-
-def _masked(builder):
-    vp, mask_ty = _VEC.as_pointer(), ir.VectorType(ir.IntType(1), LANES)
-    return (_declare(builder, f"llvm.masked.load.v{LANES}f32.p0", _VEC, [vp, _I32, mask_ty, _VEC]),
-            _declare(builder, f"llvm.masked.store.v{LANES}f32.p0", ir.VoidType(), [_VEC, vp, _I32, mask_ty]))
+    return _lane_mask(builder, n), ir.Constant(mask_ty, [1] * LANES), ir.Constant(mask_ty, [0] * LANES)
 
 
 @intrinsic
@@ -425,35 +411,13 @@ def _taps_codegen(pixels):
         fma = _declare(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC, _VEC, _VEC])
         bias = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(taps, _const(LANES))]), vp), align=4)
         starts = [builder.gep(sp, [builder.mul(step, _const(p))]) for p in range(pixels)]
-        pre = builder.basic_block
-        loop = builder.append_basic_block("taps.loop")
-        done = builder.append_basic_block("taps.done")
-        builder.cbranch(builder.icmp_signed(">", taps, _const(0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(_I64)
-        k.add_incoming(_const(0), pre)
-        acc = []
-        for p in range(pixels):
-            phi = builder.phi(_VEC)
-            phi.add_incoming(bias, pre)
-            acc.append(phi)
-        off = builder.load(builder.gep(op_, [k]))
-        wv = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(k, _const(LANES))]), vp), align=4)
-        new = [builder.call(fma, [wv, builder.load(builder.bitcast(builder.gep(starts[p], [off]), vp), align=4), acc[p]])
-               for p in range(pixels)]
-        k_next = builder.add(k, _const(1))
-        end = builder.basic_block
-        k.add_incoming(k_next, end)
-        for phi, v in zip(acc, new):
-            phi.add_incoming(v, end)
-        builder.cbranch(builder.icmp_signed("<", k_next, taps), loop, done)
-        builder.position_at_end(done)
-        results = []
-        for p in range(pixels):  # the phis first: LLVM wants them at the top of the block
-            res = builder.phi(_VEC)
-            res.add_incoming(bias, pre)
-            res.add_incoming(new[p], end)
-            results.append(res)
+
+        def tap(k, acc):
+            off = builder.load(builder.gep(op_, [k]))
+            wv = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(k, _const(LANES))]), vp), align=4)
+            return [builder.call(fma, [wv, builder.load(builder.bitcast(builder.gep(starts[p], [off]), vp), align=4),
+                                       acc[p]]) for p in range(pixels)]
+        results = _counted_loop(builder, taps, [bias] * pixels, tap, "taps")
         outp = builder.inttoptr(out, fp)
         for p, res in enumerate(results):
             builder.store(res, builder.bitcast(builder.gep(outp, [_const(p * LANES)]), vp), align=4)

@@ -86,6 +86,39 @@ def _const(v):
     return ir.Constant(_I64, v)
 
 
+def _counted_loop(builder, count, inits, body, name):
+    """acc = inits; for k in range(count): acc = body(k, acc) -- an LLVM loop whose accumulators
+    are phis (registers across the loop, which numba cannot express); returns the final values
+    (inits when count <= 0), positioned after the loop."""
+    pre = builder.basic_block
+    loop = builder.append_basic_block(f"{name}.loop")
+    done = builder.append_basic_block(f"{name}.done")
+    builder.cbranch(builder.icmp_signed(">", count, _const(0)), loop, done)
+    builder.position_at_end(loop)
+    k = builder.phi(_I64)
+    k.add_incoming(_const(0), pre)
+    acc = []
+    for v in inits:
+        phi = builder.phi(v.type)
+        phi.add_incoming(v, pre)
+        acc.append(phi)
+    new = body(k, acc)
+    k_next = builder.add(k, _const(1))
+    end = builder.basic_block
+    k.add_incoming(k_next, end)
+    for phi, v in zip(acc, new):
+        phi.add_incoming(v, end)
+    builder.cbranch(builder.icmp_signed("<", k_next, count), loop, done)
+    builder.position_at_end(done)
+    out = []
+    for v, n in zip(inits, new):  # all phis first: LLVM wants them at the top of the block
+        phi = builder.phi(v.type)
+        phi.add_incoming(v, pre)
+        phi.add_incoming(n, end)
+        out.append(phi)
+    return out
+
+
 # _tile(a, b, ldb, c, ldc, bias, k, lo, hi, res, tile): one MR x NR tile, acc = bias + A_panel
 # (k x MR, at a) x B (k x NR at b, rows ldb floats apart: NR for a packed panel). With tile == 0: C[i*ldc + j] = clamp(acc[i][j]
 # (+ res[i*ldc + j] when res != 0), lo, hi) for the whole tile, C at c; else the raw
@@ -112,43 +145,18 @@ def _tile_codegen(width):
         fma = _declare(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC, _VEC, _VEC])
         init = [builder.load(builder.bitcast(builder.gep(biasp, [_const(v * LANES)]), vp), align=4)
                 for v in range(MV)]
-        pre = builder.basic_block
-        loop = builder.append_basic_block("tile.loop")
-        done = builder.append_basic_block("tile.done")
-        builder.cbranch(builder.icmp_signed(">", k_count, _const(0)), loop, done)
 
-        builder.position_at_end(loop)
-        k = builder.phi(_I64)
-        k.add_incoming(_const(0), pre)
-        acc = []
-        for j in range(width):
-            for v in range(MV):
-                p = builder.phi(_VEC)
-                p.add_incoming(init[v], pre)
-                acc.append(p)
-        a_at, b_at = builder.mul(k, _const(MR)), builder.mul(k, ldb)
-        av = [builder.load(builder.bitcast(builder.gep(ap, [builder.add(a_at, _const(v * LANES))]), vp), align=4)
-              for v in range(MV)]
-        new = []
-        for j in range(width):
-            s = _splat(builder, builder.load(builder.gep(bp, [builder.add(b_at, _const(j))])))
-            for v in range(MV):
-                new.append(builder.call(fma, [av[v], s, acc[j * MV + v]]))
-        k_next = builder.add(k, _const(1))
-        end = builder.basic_block
-        k.add_incoming(k_next, end)
-        for p, n in zip(acc, new):
-            p.add_incoming(n, end)
-        builder.cbranch(builder.icmp_signed("<", k_next, k_count), loop, done)
-
-        builder.position_at_end(done)
-        out = []
-        for j in range(width):
-            for v in range(MV):
-                p = builder.phi(_VEC)
-                p.add_incoming(init[v], pre)
-                p.add_incoming(new[j * MV + v], end)
-                out.append(p)
+        def step(k, acc):
+            a_at, b_at = builder.mul(k, _const(MR)), builder.mul(k, ldb)
+            av = [builder.load(builder.bitcast(builder.gep(ap, [builder.add(a_at, _const(v * LANES))]), vp), align=4)
+                  for v in range(MV)]
+            new = []
+            for j in range(width):
+                s = _splat(builder, builder.load(builder.gep(bp, [builder.add(b_at, _const(j))])))
+                for v in range(MV):
+                    new.append(builder.call(fma, [av[v], s, acc[j * MV + v]]))
+            return new
+        out = _counted_loop(builder, k_count, [init[v] for j in range(width) for v in range(MV)], step, "tile")
         raw = builder.append_basic_block("tile.raw")
         direct = builder.append_basic_block("tile.direct")
         exit_ = builder.append_basic_block("tile.exit")
@@ -256,17 +264,17 @@ TAIL_LARGE = max(TAIL_SMALL, 2 * NR // 3)
 _tail_small, _tail_large = _tile_kernel(TAIL_SMALL), _tile_kernel(TAIL_LARGE)
 
 
-def pack_weights(w, bias):
-    """A (M, K) and its bias (M,) packed as the tile kernel reads them: (panels, K, MR) and
-    (panels * MR,), zero rows after M."""
+def pack_weights(w, bias, mr=MR):
+    """A (M, K) and its bias (M,) packed as the tile kernel reads them: (panels, K, mr) and
+    (panels * mr,), zero rows after M (mr = RM for the row tiles)."""
     m, k = w.shape
-    panels = -(-m // MR)
-    a = np.zeros((panels * MR, k), np.float32)
+    panels = -(-m // mr)
+    a = np.zeros((panels * mr, k), np.float32)
     a[:m] = w
-    b = np.zeros(panels * MR, np.float32)
+    b = np.zeros(panels * mr, np.float32)
     if bias is not None:
         b[:m] = np.asarray(bias, np.float32).reshape(-1)
-    return np.ascontiguousarray(a.reshape(panels, MR, k).transpose(0, 2, 1)), b
+    return np.ascontiguousarray(a.reshape(panels, mr, k).transpose(0, 2, 1)), b
 
 
 def tables(c, hp, wp, kh, kw, sh, sw, dh, dw, oh, ow):
@@ -360,6 +368,102 @@ def _store(tile, c, ldc, res, rows, cols, lo, hi):
             out[i * ldc + j] = hi if v > hi else v
 
 
+# -- row tiles: 1x1 convolutions read straight from the image ---------------------------------
+# A tile of RM output channels x NV vectors of LANES consecutive pixels (AVX-512: 8 x 48): per k,
+# NV vector loads of input row k, RM broadcasts of the packed weights, RM*NV multiply-adds; the
+# output rows stored as they are -- no B panels to pack (a 1x1 convolution's input already is
+# B, row-major), no transposes at the store. Where K is short the packed tile's per-tile costs
+# (packing B, the transposed store) outweigh its multiply-adds (docs/cpu.md "Row tiles").
+RM, NV = (8, 3) if LANES == 16 else (4, 2)
+
+
+def _splat_i64(builder, v):
+    ty = ir.VectorType(_I64, LANES)
+    one = builder.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+def _lane_mask(builder, n):
+    """Lanes < n (an i64) as a LANES x i1 vector."""
+    return builder.icmp_signed("<", ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES))), _splat_i64(builder, n))
+
+
+def _masked(builder):
+    """llvm.masked.load / llvm.masked.store for LANES floats."""
+    vp, mask_ty = _VEC.as_pointer(), ir.VectorType(ir.IntType(1), LANES)
+    return (_declare(builder, f"llvm.masked.load.v{LANES}f32.p0", _VEC, [vp, _I32, mask_ty, _VEC]),
+            _declare(builder, f"llvm.masked.store.v{LANES}f32.p0", ir.VoidType(), [_VEC, vp, _I32, mask_ty]))
+
+
+@intrinsic
+def _rows_tile(typingctx, a, b, ldb, c, ldc, bias, k, lo, hi, res, rows, cols):
+    """C[i*ldc + j] = clamp(bias[i] + sum_k A[k*RM + i] * B[k*ldb + j] (+ res[i*ldc + j])) for
+    rows i < rows (<= RM), columns j < cols (<= NV*LANES); A one panel of pack_weights(.., RM).
+    Addresses int64 (bytes), strides in floats."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, types.float32, types.float32, i64, i64, i64)
+    return sig, _rows_codegen
+
+
+def _rows_codegen(context, builder, sig, args):
+    a, b, ldb, c, ldc, bias, k_count, lo, hi, res, rows, cols = args
+    fp, vp = _F32.as_pointer(), _VEC.as_pointer()
+    ap, bp, cp, biasp, rp = (builder.inttoptr(v, fp) for v in (a, b, c, bias, res))
+    fma = _declare(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC, _VEC, _VEC])
+    mload, mstore = _masked(builder)
+    align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, None)
+    no = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [0] * LANES)
+    masks = [_lane_mask(builder, builder.sub(cols, _const(v * LANES))) for v in range(NV)]
+    init = [_splat(builder, builder.load(builder.gep(biasp, [_const(i)]))) for i in range(RM)]
+
+    def step(k, acc):
+        row = builder.mul(k, ldb)
+        bv = [builder.call(mload, [builder.bitcast(builder.gep(bp, [builder.add(row, _const(v * LANES))]), vp), align,
+                                   masks[v], zero]) for v in range(NV)]
+        a_at = builder.mul(k, _const(RM))
+        new = []
+        for i in range(RM):
+            s = _splat(builder, builder.load(builder.gep(ap, [builder.add(a_at, _const(i))])))
+            for v in range(NV):
+                new.append(builder.call(fma, [s, bv[v], acc[i * NV + v]]))
+        return new
+    out = _counted_loop(builder, k_count, [init[i] for i in range(RM) for v in range(NV)], step, "rows")
+    plain = builder.append_basic_block("rows.plain")
+    added = builder.append_basic_block("rows.residual")
+    exit_ = builder.append_basic_block("rows.exit")
+    builder.cbranch(builder.icmp_signed("==", res, _const(0)), plain, added)
+    for block, with_res in ((plain, False), (added, True)):
+        builder.position_at_end(block)
+        for i in range(RM):
+            ok = builder.icmp_signed("<", _const(i), rows)
+            at = builder.mul(_const(i), ldc)
+            for v in range(NV):
+                mask = builder.select(ok, masks[v], no)
+                x = out[i * NV + v]
+                where = builder.add(at, _const(v * LANES))
+                if with_res:
+                    x = builder.fadd(x, builder.call(mload, [builder.bitcast(builder.gep(rp, [where]), vp), align, mask, zero]))
+                builder.call(mstore, [_clamp(builder, x, lo, hi), builder.bitcast(builder.gep(cp, [where]), vp), align, mask])
+        builder.branch(exit_)
+    builder.position_at_end(exit_)
+    return context.get_dummy_value()
+
+
+@compile()
+def rows_multiply(a, bias, x, y, res, m, n, k_count, t0, t1, lo, hi):
+    """y (m x n) = A (pack_weights(.., RM)) @ x (k_count x n) + bias [+ res], clamped, over
+    column tiles [t0, t1) of NV*LANES pixels: each tile's input rows (in L1) meet every A panel.
+    Addresses int64."""
+    width = NV * LANES
+    panels = -(-m // RM)
+    for t in range(t0, t1):
+        n0 = t * width
+        cols = min(width, n - n0)
+        for mp in range(panels):
+            at = (mp * RM * n + n0) * 4
+            _rows_tile(a + mp * k_count * RM * 4, x + n0 * 4, n, y + at, n, bias + mp * RM * 4, k_count, lo, hi,
+                       res + at if res != 0 else 0, min(RM, m - mp * RM), cols)
+
 # conv_job's float64 argument block (pack_job): addresses and sizes, exact in float64.
 ARGS = 24
 (X, XN, COL, ROW, RUN, A, BIAS, Y, RES, BUF, TILE, M, N, K, PANELS, APANELS,
@@ -428,3 +532,34 @@ def pack_job(x, col, row, runs, a, bias, y, res, buf, tile, m, n, k, panels, lo,
                      bias.ctypes.data, y.ctypes.data, 0 if res is None else res.ctypes.data, buf.ctypes.data,
                      tile.ctypes.data, m, n, k, panels, a.shape[0], lo, hi, int(shared), chunk, counters.ctypes.data,
                      pack_parts, asplit, bsplit], np.float64)
+
+
+ROWS_ARGS = 13
+(RX, RA, RBIAS, RY, RRES, RM_, RN, RK, RLO, RHI, RCOUNTER, RPARTS, RTILES) = range(ROWS_ARGS)
+
+
+@cfunc(types.void(types.int32, types.voidptr, types.int32), cache=True, nogil=True,
+       fastmath=FASTMATH, error_model="numpy")
+def rows_job(part, args, unused):
+    """One image of a row-tile 1x1 convolution: ranges of column tiles claimed from a counter by
+    whichever thread runs this (both threads share one argument block: rows_pack_job)."""
+    g = carray(f64_at(address(args)), (ROWS_ARGS,))
+    parts, tiles, counter = int64(g[RPARTS]), int64(g[RTILES]), int64(g[RCOUNTER])
+    while True:
+        i = fetch_add(counter, 1)
+        if i >= parts:
+            return
+        rows_multiply(int64(g[RA]), int64(g[RBIAS]), int64(g[RX]), int64(g[RY]), int64(g[RRES]), int64(g[RM_]),
+                      int64(g[RN]), int64(g[RK]), tiles * i // parts, tiles * (i + 1) // parts,
+                      np.float32(g[RLO]), np.float32(g[RHI]))
+
+
+def rows_pack_job(x, a, bias, y, res, m, n, k, lo, hi, counter, parts):
+    """rows_job's float64 argument block for one image: x (k, n), y and res (m, n) C-contiguous
+    float32 (res may be None), a and bias from pack_weights(.., RM)."""
+    for arr in (x, a, bias, y) + (() if res is None else (res,)):
+        assert arr.dtype == np.float32 and arr.flags.c_contiguous
+    assert x.size >= k * n and y.size >= m * n and counter.dtype == np.int64
+    tiles = -(-n // (NV * LANES))
+    return np.array([x.ctypes.data, a.ctypes.data, bias.ctypes.data, y.ctypes.data, 0 if res is None else res.ctypes.data,
+                     m, n, k, lo, hi, counter.ctypes.data, min(parts, tiles), tiles], np.float64)

@@ -6,7 +6,8 @@ run gathers the im2col columns straight into B's panels from the zero-padded ima
 native job of the pool's two threads packs and multiplies (jit_gemm's docstring has the modes).
 Bias, a residual and Relu/Clip are applied as the tiles are stored; other activations in one
 pass after (gemm.Epilogue). Measured against im2col + OpenBLAS on two threads in docs/cpu.md
-("Packed GEMM").
+("Packed GEMM"). 1x1 convolutions on many pixels take jit_gemm's row tiles instead (RowsConv:
+the image is read as it is, the output rows stored directly; docs/cpu.md "Row tiles").
 """
 import numpy as np
 
@@ -30,6 +31,15 @@ SHARE_MACS = 1 << 19
 # Off: im2col + numpy GEMM instead (A/B measurements).
 ENABLED = True
 
+# Row tiles (RowsConv) for 1x1 convolutions of at least ROWS_MIN_PIXELS pixels, or of at least
+# ROWS_FEW_PIXELS when the output channels are fewer than two packed panels (2 * MR): there the
+# packed tile's B packing and transposed stores cost more than its multiply-adds (one thread,
+# docs/cpu.md "Row tiles"). Column tiles go out in this many ranges per thread.
+ROWS = True
+ROWS_MIN_PIXELS = 2048
+ROWS_FEW_PIXELS = 512
+ROWS_PARTS_PER_THREAD = 4
+
 
 def applies(g):
     """Whether PackedConv runs geometry g (ConvCPU.strategy asks): one group, and at least MR
@@ -41,6 +51,15 @@ def applies(g):
         return False
     from .jit_gemm import MR
     return g.m >= MR
+
+
+def rows_apply(g):
+    """Whether RowsConv runs geometry g (a 1x1 stride-1 unpadded one-group convolution)."""
+    if not (ROWS and ENABLED and jit.available() and g.pointwise and g.c > 0):
+        return False
+    from .jit_gemm import MR
+    pixels = g.h * g.w
+    return pixels >= ROWS_MIN_PIXELS or (g.m < 2 * MR and pixels >= ROWS_FEW_PIXELS)
 
 
 def shared_mode(a_bytes, b_bytes, parts, a_panels, workers):
@@ -56,27 +75,78 @@ def shared_mode(a_bytes, b_bytes, parts, a_panels, workers):
     return b_bytes * a_panels <= a_bytes * parts
 
 
-class PackedConv(ConvCPU):
+class _FusedStore(ConvCPU):
+    """A convolution whose kernel stores its tiles with the bias, a residual (fusion.py) and a
+    Relu/Clip clamp; other activations in one pass after."""
+
     def __init__(self, backend, node, ins, outs):
         super().__init__(backend, node, ins, outs)
         from . import jit_epilogue, jit_gemm
-        self.jg = jg = jit_gemm
-        g = self.g
-        self.k = g.c * g.kh * g.kw
-        self.n_cols = g.oh * g.ow
-        self.a, self.b = self.prepared(f"packed{jg.MR}", lambda w: jg.pack_weights(
-            w.reshape(g.m, self.k), self.bias))
-        # A residual (fusion.py) is added as the tiles are stored, then the node's activation:
-        # ConvCPU's separate residual pass is not needed.
+        self.jg = jit_gemm
+        # A residual is added as the tiles are stored, then the node's activation: ConvCPU's
+        # separate residual pass is not needed.
         self.residual = len(ins) > 3 and ins[3] is not None
         act = self.finish if self.residual else self.epilogue
         if self.residual:
-            del self.run  # ConvCPU's wrapper with its residual pass: this class's run() does it all
+            del self.run  # ConvCPU's wrapper with its residual pass: the subclass's run() does it all
         self.act = act
         (_, lo, hi, _, _), _ = jit_epilogue.params(act)
         clamp = act.act in ("Relu", "Clip")
         self.lo, self.hi = (np.float32(lo), np.float32(hi)) if clamp else (np.float32(-np.inf), np.float32(np.inf))
         self.after = bool(act.act) and not clamp
+
+    def tmp_floats(self):
+        return self.out_floats if self.after and self.act.needs_tmp else 0
+
+    def run(self):
+        x, y = self.inputs[0], self.outputs[0]
+        for i, job in enumerate(self.jobs):
+            self._before(x[i])
+            job.run()
+            if self.after:
+                self.act.activate(y[i], self.image_tmp(y[i]))
+
+    def _before(self, image):
+        pass
+
+
+class RowsConv(_FusedStore):
+    """1x1, stride 1, no pad, on many pixels: jit_gemm's row tiles read the image as it is (it
+    is B) and store the output rows directly (jit_gemm "row tiles"); one native job per image
+    whose column tiles both threads take from a counter."""
+
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        jg, g = self.jg, self.g
+        self.a, self.b = self.prepared(f"rows{jg.RM}", lambda w: jg.pack_weights(w.reshape(g.m, g.c), self.bias, jg.RM))
+        self.n_cols = g.h * g.w
+        self.workers = 2 if helper_allowed(backend) and g.m * g.c * self.n_cols >= SHARE_MACS else 1
+
+    def scratch_bytes(self):
+        return 4 * self.tmp_floats()
+
+    def bind(self, inputs, outputs, scratch=None):
+        super().bind(inputs, outputs, scratch)
+        g, jg = self.g, self.jg
+        self.counter = np.zeros(1, np.int64)
+        x, y = self.inputs[0], self.outputs[0]
+        z = self.inputs[3] if self.residual else None
+        parts = ROWS_PARTS_PER_THREAD * self.workers
+        self.jobs = [NativeJob(jg.rows_job, [jg.rows_pack_job(x[i], self.a, self.b, y[i], None if z is None else z[i],
+                                                                g.m, self.n_cols, g.c, self.lo, self.hi, self.counter,
+                                                                parts)],
+                               self.counter, solo=self.workers == 1) for i in range(g.n)]
+
+
+class PackedConv(_FusedStore):
+    def __init__(self, backend, node, ins, outs):
+        super().__init__(backend, node, ins, outs)
+        jg = self.jg
+        g = self.g
+        self.k = g.c * g.kh * g.kw
+        self.n_cols = g.oh * g.ow
+        self.a, self.b = self.prepared(f"packed{jg.MR}", lambda w: jg.pack_weights(
+            w.reshape(g.m, self.k), self.bias))
         self.pad = PaddedInput(g) if g.padded else None
         hp, wp = (self.pad.hp, self.pad.wp) if self.pad else (g.h, g.w)
         self.col, self.row, self.runs = jg.tables(g.c, hp, wp, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.oh, g.ow)
@@ -94,9 +164,6 @@ class PackedConv(ConvCPU):
             self.buf_floats = self.chunk * panel_floats
         self.asplit = min(self.apanels, MUL_PARTS)
         self.bsplit = min(self.panels, -(-MUL_PARTS // self.asplit))
-
-    def tmp_floats(self):
-        return self.out_floats if self.after and self.act.needs_tmp else 0
 
     def scratch_bytes(self):
         jg = self.jg
@@ -129,11 +196,6 @@ class PackedConv(ConvCPU):
                                   pack_parts, self.asplit, self.bsplit) for t in range(2)]
             self.jobs.append(NativeJob(jg.conv_job, blocks, self.counters, solo=self.workers == 1))
 
-    def run(self):
-        x, y = self.inputs[0], self.outputs[0]
-        for i, job in enumerate(self.jobs):
-            if self.pad:
-                self.pad.fill(x[i])
-            job.run()
-            if self.after:
-                self.act.activate(y[i], self.image_tmp(y[i]))
+    def _before(self, image):
+        if self.pad:
+            self.pad.fill(image)
