@@ -165,7 +165,7 @@ def test_compiled_depthwise_two_threads(two_threads, monkeypatch, act):
     assert len(exe.ranges) == 2 * depthwise.JIT_PARTS_PER_THREAD and len(exe.jobs) == 2
 
 
-@pytest.mark.parametrize("by_blocks", [False, True])
+@pytest.mark.parametrize("by_blocks", [0, 1])
 def test_compiled_depthwise_propagates_nan(by_blocks):
     """NaN in, NaN out at the same places, through the clamp of a fused ReLU6, on the flat path
     and by channel blocks."""

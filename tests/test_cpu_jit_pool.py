@@ -1,4 +1,5 @@
-"""MaxPoolCPU, compiled (jit_pool.py) and numpy, against onnxruntime over many geometries, and
+"""MaxPoolCPU, compiled (by channel blocks, jit_depthwise.blocked; by planes, jit_pool.py) and
+numpy, against onnxruntime over many geometries, and
 against an independent numpy reference where onnxruntime is not one: NaN (onnxruntime keeps a
 NaN only when it is the first element of a window, np.maximum always) and windows that lie
 wholly in the pads."""
@@ -10,7 +11,21 @@ import backends.cpu
 from backends.cpu import fast_ops  # noqa: F401  (registers MaxPoolCPU)
 from engine.ir import Node
 from engine.ops import TensorInfo
+from conftest import need_numba
 from oracle import ort_run
+
+
+@pytest.fixture(params=["blocks", "planes", "numpy"])
+def jit_on(request, monkeypatch):
+    """The compiled pool by channel blocks or by planes (fast_ops.POOL_BLOCKS), or numpy's
+    (numba patched off); truthy when compiled."""
+    from backends.cpu import jit
+    if request.param == "numpy":
+        monkeypatch.setattr(jit, "available", lambda: False)
+        return ""
+    need_numba()
+    monkeypatch.setattr(fast_ops, "POOL_BLOCKS", request.param == "blocks")
+    return request.param
 
 
 def onnx_pool(x, attrs):
@@ -46,7 +61,8 @@ def run_pool(x, attrs, out_shape, compiled):
     node = Node("MaxPool", ["x"], ["y"], "pool", dict(attrs))
     exe = backend.create(node, [TensorInfo(x.shape, x.dtype)], [TensorInfo(out_shape, x.dtype)])
     assert type(exe).__name__ == "MaxPoolCPU"
-    assert exe.compiled == (compiled and x.dtype == np.float32)
+    assert exe.compiled == (bool(compiled) and x.dtype == np.float32)
+    assert exe.blocks == (compiled == "blocks" and x.dtype == np.float32)
     scratch = np.full(exe.scratch_bytes(), 0xFF, np.uint8)  # NaN floats: the pads must not read them
     y = np.full(out_shape, np.nan, x.dtype)
     exe.bind([x], [y], scratch)

@@ -234,21 +234,24 @@ def test_winograd_blocks_as_one_native_job(two_threads, monkeypatch, unit, x_sha
     helper_takes_part(two_threads, exe)
 
 
-def test_max_pool_planes_as_one_native_job(two_threads, monkeypatch):
-    """MaxPool's planes claimed by the caller and the helper (jit_pool.pool_job), each with its
-    own R, match onnxruntime over the geometries test_cpu_jit_pool.py checks."""
+@pytest.mark.parametrize("path", ["planes", "blocks"])
+def test_max_pool_planes_as_one_native_job(two_threads, monkeypatch, path):
+    """MaxPool's planes claimed by the caller and the helper (jit_pool.pool_job, each with its
+    own R; or jit_depthwise.depthwise_job by channel blocks), match onnxruntime over the
+    geometries test_cpu_jit_pool.py checks."""
     from backends.cpu import fast_ops
     from test_cpu_jit_pool import GEOMETRIES, onnx_pool, run_pool
     import backends.cpu
     from engine.ir import Node
     from engine.ops import TensorInfo
     monkeypatch.setattr(fast_ops, "POOL_SHARE_FLOATS", 0)
+    monkeypatch.setattr(fast_ops, "POOL_BLOCKS", path == "blocks")
     rng = np.random.default_rng(3)
     for shape, attrs in GEOMETRIES:
         x = rng.standard_normal(shape).astype(np.float32)
         ref = onnx_pool(x, attrs)
-        np.testing.assert_array_equal(run_pool(x, attrs, ref.shape, True), ref, err_msg=str((shape, attrs)))
-    x = rng.standard_normal((2, 6, 27, 27)).astype(np.float32)
+        np.testing.assert_array_equal(run_pool(x, attrs, ref.shape, path), ref, err_msg=str((shape, attrs)))
+    x = rng.standard_normal((2, 24, 27, 27)).astype(np.float32)  # 48 planes: three channel blocks
     attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
     ref = onnx_pool(x, attrs)
     exe = backends.cpu.CpuBackend().create(Node("MaxPool", ["x"], ["y"], "pool", attrs), [TensorInfo(x.shape, x.dtype)],

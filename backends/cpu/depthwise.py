@@ -55,10 +55,13 @@ BLOCKED_BYTES = 2 << 20
 
 def by_blocks(g):
     """Whether the compiled kernel takes layer g by channel blocks (above)."""
+    return BLOCKED and g.m == g.c and blocks_fit(g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)
+
+
+def blocks_fit(oh, ow, kh, kw, sh, sw, dh, dw):
+    """Whether a channel block's padded image (what the outputs read) fits BLOCKED_BYTES."""
     from .jit_gemm import LANES
-    if not BLOCKED or g.m != g.c:
-        return False
-    hp, wp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
     return 4 * LANES * hp * wp <= BLOCKED_BYTES
 
 
@@ -107,7 +110,7 @@ class CompiledDepthwise(ConvCPU):
             x, out = self.inputs[0], self.outputs[0]
             counter = np.zeros(1, np.int64)
             self.jobs = [NativeJob(depthwise_job, [pack_job(x[n], self.w, self.b, out[n], 0, self.g.m, self.params,
-                                                            self.work[k], counter, len(self.ranges), self.by_blocks)
+                                                            self.work[k], counter, len(self.ranges), int(self.by_blocks))
                                                    for k in range(2)],
                                    counter) for n in range(self.g.n)]
 
@@ -117,7 +120,7 @@ class CompiledDepthwise(ConvCPU):
             if self.jobs:
                 self.jobs[n].run()
             else:
-                self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, self.by_blocks, self.work[0])
+                self.kernel(x[n], self.w, self.b, out[n], 0, self.g.m, *self.params, int(self.by_blocks), self.work[0])
             if self.after:
                 self.epilogue.activate(out[n], self.image_tmp(out[n]))
 

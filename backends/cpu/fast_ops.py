@@ -249,6 +249,10 @@ class GlobalAveragePoolCPU(OutExecutor):
 # (parallel.pair; as Python jobs the halves gained only on the largest layer).
 POOL_SHARE_FLOATS = 1 << 15
 POOL_PARTS_PER_THREAD = 4
+# With numba, pools whose channel block fits depthwise.BLOCKED_BYTES go by channel blocks
+# (jit_depthwise.blocked: LANES planes a vector, max over the taps in registers; SqueezeNet's
+# 64 planes 111x111 -> 55x55 measured in docs/cpu.md "Depthwise by channel blocks"); else jit_pool.
+POOL_BLOCKS = True
 
 
 @CpuBackend.op("MaxPool")
@@ -286,6 +290,18 @@ class MaxPoolCPU(OutExecutor):
         self.padded = (self.hp, self.wp) != (h, w) or self.pt or self.pl
         self.dtype = np.dtype(ins[0].dtype)
         self.compiled = self.dtype == np.float32 and jit.available()
+        self.blocks = False
+        if self.compiled and POOL_BLOCKS:
+            from .depthwise import blocks_fit
+            self.blocks = blocks_fit(*self.out, *self.k, *self.s, *self.d)
+        if self.blocks:  # channel blocks (jit_depthwise.blocked's max pool): scratch per thread
+            from . import jit_depthwise
+            self.kernel = jit_depthwise.depthwise
+            self.workers = 2 if helper_allowed(backend) and n * c >= 2 and n * c * self.out[0] * self.out[1] >= POOL_SHARE_FLOATS else 1
+            self.work_floats = int(jit_depthwise.work_floats(n * c, h, w, n * c, *self.out, *self.k, *self.s, *self.d,
+                                                             self.pl, 2))
+            self.pad_floats, self.row_floats = 0, self.work_floats * self.workers
+            return
         if self.compiled:  # scratch: the kernel's column-phase rows only
             from . import jit_pool
             self.kernel = jit_pool.max_pool
@@ -305,6 +321,9 @@ class MaxPoolCPU(OutExecutor):
         x, y = inputs[0], outputs[0]
         n, c, h, w = x.shape
         flat = scratch.view(self.dtype)
+        if self.blocks:
+            self._bind_blocks(x, y, flat)
+            return
         if self.compiled:  # arena views are contiguous: the reshapes are views
             rows = self.row_floats // self.workers
             self.args = (x.reshape(-1), y.reshape(-1), flat[:rows], n * c) + self.plan
@@ -330,6 +349,23 @@ class MaxPoolCPU(OutExecutor):
         taps = [xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, :self.wp] for i in range(kh)]
         cols = [rows[:, :, :, j * dw:j * dw + (ow - 1) * sw + 1:sw] for j in range(kw)]
         self.stages = [(taps, rows), (cols, y)]
+
+    def _bind_blocks(self, x, y, flat):
+        from .jit_depthwise import pack_job, depthwise_job, part_bounds
+        n, c, h, w = x.shape
+        planes, (kh, kw), (sh, sw), (dh, dw) = n * c, self.k, self.s, self.d
+        x3, y3 = x.reshape(planes, h, w), y.reshape(planes, *self.out)
+        self.unused = np.zeros((1, kh * kw), np.float32), np.zeros(1, np.float32)  # the kernel's w, b
+        params = (kh, kw, sh, sw, dh, dw, self.pt, self.pl, 0, -np.inf, np.inf, 0.0, 0.0)
+        work = [flat[k * self.work_floats:(k + 1) * self.work_floats] for k in range(self.workers)]
+        self.args = (x3, *self.unused, y3, 0, planes) + params + (2, work[0])
+        self.job = None
+        if self.workers == 2:
+            counter = np.zeros(1, np.int64)
+            parts = min(planes, 2 * POOL_PARTS_PER_THREAD)
+            self.ranges = part_bounds(0, planes, parts, 2)
+            self.job = NativeJob(depthwise_job, [pack_job(x3, *self.unused, y3, 0, planes, params, work[k], counter,
+                                                          parts, 2) for k in range(2)], counter)
 
     def run(self):
         if self.compiled:

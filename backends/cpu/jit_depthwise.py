@@ -45,6 +45,7 @@ BLOCK = 2048
 # Floats per cache line: the phase planes and the accumulator start on one (measured up to
 # 1.4x slower on 8-byte aligned scratch).
 ALIGN = 16
+NEG_INF = np.float32(-np.inf)
 
 
 @compile()
@@ -145,9 +146,10 @@ def _mac(acc, oa, n, taps, first, bias, s0, o0, s1, o1, s2, o2, w0, w1, w2):
 def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, by_blocks, work=None):
     """Output channels [first, last) of y (M, OH, OW) = depthwise conv of x (C, H, W) with
     w (M, kh*kw), bias b (M,); x and y C-contiguous. `work`: scratch of
-    work_floats(...) floats, any contents (allocated here when omitted or short). by_blocks: the
-    channel-block path (blocked(); m == c only), else same_width or phased. Serial: the caller
-    shares channel ranges between threads."""
+    work_floats(...) floats, any contents (allocated here when omitted or short). by_blocks: 1 the
+    channel-block path (blocked(); m == c only), 2 a max pool of the planes by channel blocks
+    (w, b and the activation unused), 0 same_width or phased. Serial: the caller shares channel
+    ranges between threads."""
     lo, hi = np.float32(lo), np.float32(hi)  # float64 bounds would widen the rows to float64
     alpha, beta = np.float32(alpha), np.float32(beta)
     c, h, wd = x.shape
@@ -158,7 +160,7 @@ def depthwise(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, 
     else:
         buf = work[:size]
     if by_blocks:
-        blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
+        blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf, by_blocks == 2)
     elif sh == 1 and sw == 1 and ow == wd:
         same_width(x, w, b, y, first, last, kh, kw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf)
     else:
@@ -394,30 +396,42 @@ def _to_channels(typingctx, src, n, dst, stride, valid):
     return sig, codegen
 
 
-def _taps_kernel(pixels):
-    """Intrinsic: `pixels` consecutive output pixels of a channel block (see _taps_dot)."""
+def _taps_kernel(pixels, maximum=False):
+    """Intrinsic: `pixels` consecutive output pixels of a channel block (see _taps_dot), or
+    their maxima over the taps (maximum: wts unused; -inf where there are no taps)."""
     @intrinsic
     def taps_dot(typingctx, src, step, offs, taps, wts, out):
         sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
-        return sig, _taps_codegen(pixels)
+        return sig, _taps_codegen(pixels, maximum)
     return taps_dot
 
 
-def _taps_codegen(pixels):
+def _nan_max(builder, a, b):
+    """max(a, b) that keeps a NaN from either side (as np.maximum and jit_pool._max)."""
+    m = builder.select(builder.fcmp_ordered(">", b, a), b, a)  # a NaN: a
+    return builder.select(builder.fcmp_unordered("uno", b, b), b, m)  # b NaN: b
+
+
+def _taps_codegen(pixels, maximum):
     def codegen(context, builder, sig, args):
         src, step, offs, taps, wts, out = args
         bp, fp, vp = ir.IntType(8).as_pointer(), _F32.as_pointer(), _VEC.as_pointer()
         sp, op_, wp_ = builder.inttoptr(src, bp), builder.inttoptr(offs, _I64.as_pointer()), builder.inttoptr(wts, fp)
         fma = _declare(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC, _VEC, _VEC])
-        bias = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(taps, _const(LANES))]), vp), align=4)
         starts = [builder.gep(sp, [builder.mul(step, _const(p))]) for p in range(pixels)]
+        if maximum:
+            start = ir.Constant(_VEC, [float("-inf")] * LANES)
+        else:  # the bias
+            start = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(taps, _const(LANES))]), vp), align=4)
 
         def tap(k, acc):
             off = builder.load(builder.gep(op_, [k]))
+            xs = [builder.load(builder.bitcast(builder.gep(starts[p], [off]), vp), align=4) for p in range(pixels)]
+            if maximum:
+                return [_nan_max(builder, acc[p], xs[p]) for p in range(pixels)]
             wv = builder.load(builder.bitcast(builder.gep(wp_, [builder.mul(k, _const(LANES))]), vp), align=4)
-            return [builder.call(fma, [wv, builder.load(builder.bitcast(builder.gep(starts[p], [off]), vp), align=4),
-                                       acc[p]]) for p in range(pixels)]
-        results = _counted_loop(builder, taps, [bias] * pixels, tap, "taps")
+            return [builder.call(fma, [wv, xs[p], acc[p]]) for p in range(pixels)]
+        results = _counted_loop(builder, taps, [start] * pixels, tap, "taps")
         outp = builder.inttoptr(out, fp)
         for p, res in enumerate(results):
             builder.store(res, builder.bitcast(builder.gep(outp, [_const(p * LANES)]), vp), align=4)
@@ -432,6 +446,7 @@ def _taps_codegen(pixels):
 # FMA's latency: 4x slower measured); _taps_dot1 for the last pixels of a row.
 TAPS_PIXELS = 4
 _taps_dot, _taps_dot1 = _taps_kernel(TAPS_PIXELS), _taps_kernel(1)
+_taps_max, _taps_max1 = _taps_kernel(TAPS_PIXELS, True), _taps_kernel(1, True)
 
 
 @compile(inline=True)
@@ -447,11 +462,12 @@ def _blocked_floats(oh, ow, kh, kw, sh, sw, dh, dw):
 
 
 @compile()
-def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf):
+def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi, alpha, beta, buf, pool):
     """Channels [first, last) of a depthwise layer (m == c) LANES at a time: the block's image
     rows into pixel vectors of a zero-padded image T (in-register transposes), each output pixel
     a vector of LANES channels summed over the taps, the activation, then back into channel
-    rows of y. No phase planes, no short rows: every multiply-add is a whole vector."""
+    rows of y. No phase planes, no short rows: every multiply-add is a whole vector. With pool,
+    a 2-D max pool of the planes instead (pads -inf, w and b unused, no activation)."""
     c, h, wd = x.shape
     m, oh, ow = y.shape
     n = oh * ow
@@ -468,13 +484,14 @@ def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi
     wv = buf[w0:w0 + (taps + 1) * LANES]  # the block's taps as vectors, then its bias
     rows_in = max(0, min(h, hp - pt))  # image rows and columns that outputs read
     cols_in = max(0, min(wd, wp - pl))
-    # The pads: never written by the copies, zeroed once per call.
+    # The pads: never written by the copies, filled once per call.
+    pad = NEG_INF if pool else np.float32(0)
     for yy in range(hp):
         if yy < pt or yy >= pt + rows_in:
-            tb[yy * wp * LANES:(yy + 1) * wp * LANES] = 0
+            tb[yy * wp * LANES:(yy + 1) * wp * LANES] = pad
         else:
-            tb[yy * wp * LANES:(yy * wp + pl) * LANES] = 0
-            tb[(yy * wp + pl + cols_in) * LANES:(yy + 1) * wp * LANES] = 0
+            tb[yy * wp * LANES:(yy * wp + pl) * LANES] = pad
+            tb[(yy * wp + pl + cols_in) * LANES:(yy + 1) * wp * LANES] = pad
     xa, ya, ta, oa = x.ctypes.data, y.ctypes.data, tb.ctypes.data, ob.ctypes.data
     plane_in, fl = h * wd, 4
     offs = np.empty(taps, np.int64)  # where tap (i, j) reads, bytes from the output pixel's window origin
@@ -483,7 +500,7 @@ def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi
             offs[i * kw + j] = (i * dh * wp + j * dw) * LANES * fl
     for c0 in range(first, last, LANES):
         valid = min(LANES, last - c0)
-        for l in range(LANES):
+        for l in range(0 if pool else LANES):
             cl = min(c0 + l, last - 1)
             for t in range(taps):
                 wv[t * LANES + l] = w[cl, t]
@@ -500,12 +517,19 @@ def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi
             dst = oa + oy * ow * LANES * fl
             ox = 0
             while ox + TAPS_PIXELS <= ow:
-                _taps_dot(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
+                if pool:
+                    _taps_max(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
+                else:
+                    _taps_dot(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
                 ox += TAPS_PIXELS
             while ox < ow:
-                _taps_dot1(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
+                if pool:
+                    _taps_max1(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
+                else:
+                    _taps_dot1(row + ox * step, step, oa_, taps, wa, dst + ox * LANES * fl)
                 ox += 1
-        activate(ob[:n * LANES], act, lo, hi, alpha, beta)
+        if not pool:
+            activate(ob[:n * LANES], act, lo, hi, alpha, beta)
         for p0 in range(0, n, LANES):
             _to_channels(oa + p0 * LANES * fl, min(LANES, n - p0), ya + (c0 * n + p0) * fl, n, valid)
 
@@ -540,7 +564,7 @@ def depthwise_job(part, args, unused):
     y = carray(f32_at(int64(a[8])), (m, oh, ow))
     work = carray(f32_at(int64(a[26])), (int64(a[27]),))
     first, last, counter, parts = int64(a[11]), int64(a[12]), int64(a[28]), int64(a[29])
-    by_blocks = a[30] != 0
+    by_blocks = int64(a[30])
     while True:
         i = fetch_add(counter, 1)
         if i >= parts:
