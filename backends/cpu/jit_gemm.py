@@ -34,7 +34,7 @@ Gather offsets come from two tables made at plan time: col[n], the image offset 
 column n's window origin, and row[k], the offset of tap k = (c, i, j) from it, so that
 B[p][k][j] = image[col[p*NR + j] + row[k]] with no bounds checks (the image is zero-padded
 first). A panel whose NR columns are consecutive in the image (stride 1, one output row) is
-copied as a run.
+copied as a run, one whose columns are every other one (stride 2) as a strided run.
 """
 import numpy as np
 from llvmlite import ir
@@ -281,7 +281,8 @@ def tables(c, hp, wp, kh, kw, sh, sw, dh, dw, oh, ow):
     """Gather tables for a (c, hp, wp) zero-padded image: col (panels*NR,) uint64, the offset
     of each output column's window origin (columns past N repeat column 0: computed, never
     stored); row (c*kh*kw,) uint64, the offset of each tap; run (panels,) int64, 1 where a
-    panel's columns are consecutive in the image."""
+    panel's columns are consecutive in the image, 2 where they are every other one (stride 2
+    within an output row), else 0."""
     n = oh * ow
     panels = -(-n // NR)
     oy, ox = np.divmod(np.arange(panels * NR) % n if n else np.zeros(panels * NR, np.int64), max(ow, 1))
@@ -290,7 +291,7 @@ def tables(c, hp, wp, kh, kw, sh, sw, dh, dw, oh, ow):
     ci, i, j = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
     row = (ci * hp * wp + i * dh * wp + j * dw).reshape(-1).astype(np.uint64)
     steps = np.diff(col.reshape(panels, NR).astype(np.int64), axis=1)
-    run = np.all(steps == 1, axis=1).astype(np.int64)
+    run = np.where(np.all(steps == 1, axis=1), 1, np.where(np.all(steps == 2, axis=1), 2, 0)).astype(np.int64)
     return col, row, run
 
 
@@ -301,13 +302,20 @@ def _pack(x, dst, col, row, run, p0, p1, k_count):
     for p in range(p0, p1):
         d = uint64((p - p0) * k_count) * nr
         first = uint64(p) * nr
-        if run[p]:
+        if run[p] == 1:
             base = col[first]
             for k in range(k_count):
                 s = base + row[k]
                 o = d + uint64(k) * nr
                 for j in range(NR):
                     dst[o + uint64(j)] = x[s + uint64(j)]
+        elif run[p] == 2:  # a constant stride LLVM turns into loads and shuffles, not a gather
+            base = col[first]
+            for k in range(k_count):
+                s = base + row[k]
+                o = d + uint64(k) * nr
+                for j in range(NR):
+                    dst[o + uint64(j)] = x[s + uint64(2 * j)]
         else:
             for k in range(k_count):
                 r = row[k]
