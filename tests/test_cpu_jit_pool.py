@@ -25,6 +25,7 @@ def jit_on(request, monkeypatch):
         return ""
     need_numba()
     monkeypatch.setattr(fast_ops, "POOL_BLOCKS", request.param == "blocks")
+    monkeypatch.setattr(fast_ops, "POOL_BLOCK_BYTES", 1 << 40)
     return request.param
 
 

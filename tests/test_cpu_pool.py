@@ -246,6 +246,7 @@ def test_max_pool_planes_as_one_native_job(two_threads, monkeypatch, path):
     from engine.ops import TensorInfo
     monkeypatch.setattr(fast_ops, "POOL_SHARE_FLOATS", 0)
     monkeypatch.setattr(fast_ops, "POOL_BLOCKS", path == "blocks")
+    monkeypatch.setattr(fast_ops, "POOL_BLOCK_BYTES", 1 << 40)
     rng = np.random.default_rng(3)
     for shape, attrs in GEOMETRIES:
         x = rng.standard_normal(shape).astype(np.float32)

@@ -58,11 +58,12 @@ def by_blocks(g):
     return BLOCKED and g.m == g.c and blocks_fit(g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)
 
 
-def blocks_fit(oh, ow, kh, kw, sh, sw, dh, dw):
-    """Whether a channel block's padded image (what the outputs read) fits BLOCKED_BYTES."""
+def blocks_fit(oh, ow, kh, kw, sh, sw, dh, dw, limit=None):
+    """Whether a channel block's padded image (what the outputs read) fits `limit` bytes
+    (BLOCKED_BYTES)."""
     from .jit_gemm import LANES
     hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-    return 4 * LANES * hp * wp <= BLOCKED_BYTES
+    return 4 * LANES * hp * wp <= (BLOCKED_BYTES if limit is None else limit)
 
 
 def __getattr__(name):

@@ -249,10 +249,12 @@ class GlobalAveragePoolCPU(OutExecutor):
 # (parallel.pair; as Python jobs the halves gained only on the largest layer).
 POOL_SHARE_FLOATS = 1 << 15
 POOL_PARTS_PER_THREAD = 4
-# With numba, pools whose channel block fits depthwise.BLOCKED_BYTES go by channel blocks
-# (jit_depthwise.blocked: LANES planes a vector, max over the taps in registers; SqueezeNet's
-# 64 planes 111x111 -> 55x55 measured in docs/cpu.md "Depthwise by channel blocks"); else jit_pool.
+# With numba, pools whose channel block's image fits POOL_BLOCK_BYTES go by channel blocks
+# (jit_depthwise.blocked: LANES planes a vector, max over the taps in registers); else jit_pool.
+# On larger maps the blocks measured level with jit_pool and only cost arena (docs/cpu.md
+# "Depthwise by channel blocks").
 POOL_BLOCKS = True
+POOL_BLOCK_BYTES = 256 << 10
 
 
 @CpuBackend.op("MaxPool")
@@ -293,7 +295,7 @@ class MaxPoolCPU(OutExecutor):
         self.blocks = False
         if self.compiled and POOL_BLOCKS:
             from .depthwise import blocks_fit
-            self.blocks = blocks_fit(*self.out, *self.k, *self.s, *self.d)
+            self.blocks = blocks_fit(*self.out, *self.k, *self.s, *self.d, limit=POOL_BLOCK_BYTES)
         if self.blocks:  # channel blocks (jit_depthwise.blocked's max pool): scratch per thread
             from . import jit_depthwise
             self.kernel = jit_depthwise.depthwise

@@ -267,19 +267,21 @@ def block_job(part, args, unused):
 
 
 def pack_job(x, u, y, bias, tables, m, pt, pl, tw, th, rows, per_c, per_k, act, counter, sgemm_fn, bufs,
-             packed=None):
+             packed=None, k=None):
     """The float64 argument block of block_job (arrays C-contiguous, alive as long as the job:
     arena views and the executor's own). packed: (U packed per position by jit_gemm.pack_weights,
-    its zero bias, this thread's tile) for jit_gemm's kernel, or None for cblas_sgemm."""
+    its zero bias, this thread's tile) for jit_gemm's kernel, or None for cblas_sgemm over u
+    (which only then must be given: (a*a, K, C), as it is; else u is None and k gives K)."""
     p = np.zeros(ARGS, np.float64)
     if packed is not None:
         for arr in packed:
             assert arr.dtype == np.float32 and arr.flags.c_contiguous
         p[[PACKED, ZERO, TILE]] = [arr.ctypes.data for arr in packed]
-    for arr in (x, u, y, bias) + tuple(bufs):
+    assert (u is None) == (packed is not None)
+    for arr in (x, y, bias) + tuple(bufs) + (() if u is None else (u,)):
         assert arr.dtype == np.float32 and arr.flags.c_contiguous
     p[[X, C, H, W]] = (x.ctypes.data, *x.shape)
-    p[[U, K]] = u.ctypes.data, u.shape[1]
+    p[[U, K]] = (0, k) if u is None else (u.ctypes.data, u.shape[1])
     p[[Y, OH, OW]] = (y.ctypes.data, *y.shape[1:])
     p[BIAS] = bias.ctypes.data
     p[[M, PT, PL, TW, TH, ROWS, BLOCKS, PER_C, PER_K]] = m, pt, pl, tw, th, rows, -(-th // rows), per_c, per_k

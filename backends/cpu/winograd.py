@@ -207,8 +207,6 @@ class WinogradConv(ConvCPU):
         self.unit = m = best_unit(g)
         self.a = a = m + 2
         self.th, self.tw = tiles(g, m)
-        gm = transforms(m)[2]
-        self.u = self.prepared(f"winograd{m}", lambda w: self._transform_weights(w, gm))
         self.compiled = compiled_pays(g, m)
         # Two threads take blocks in turn, each with its own transform buffers.
         self.workers = gemm_workers(backend, a * a * g.m * g.c * self.th * self.tw,
@@ -221,6 +219,10 @@ class WinogradConv(ConvCPU):
             self.compiled, self.workers = True, 1
         (self._plan_compiled if self.compiled else self._plan_numpy)()
         self.whole = self.whole and not self.after and self.rows == self.th
+        # U = G g G^T per position, or only its packed copy where jit_gemm's kernel runs every
+        # GEMM (the native jobs, below): then U itself is never read and is not kept.
+        self.packed_u = self.compiled and not self.after and packs_well(g.m)
+        self.u = None if self.packed_u else self.prepared(f"winograd{m}", self._transform_weights)
 
     def _block_rows(self, per_row, budget):
         rows = max(1, min(self.th, budget // per_row))
@@ -261,8 +263,9 @@ class WinogradConv(ConvCPU):
         self.x1, self.x2 = a * a * g.c * span, a * a * g.m * span
         self.x3 = jit_winograd.scratch_floats(m, self.per_c, self.per_k, span)  # the kernels' own
 
-    def _transform_weights(self, w, gm):
+    def _transform_weights(self, w):
         """U (a^2, K, C) = G g G^T for every (K, C) kernel, in float64 then rounded once."""
+        gm = transforms(self.unit)[2]
         u = gm @ w.astype(np.float64) @ gm.T  # (K, C, a, a)
         return np.ascontiguousarray(u.transpose(2, 3, 0, 1).reshape(self.a * self.a, self.g.m, self.g.c),
                                     np.float32)
@@ -304,9 +307,11 @@ class WinogradConv(ConvCPU):
         from . import jit_gemm, jit_winograd
         a, g = self.a, self.g
         self.tiles = [np.empty(jit_gemm.NR * jit_gemm.MR, np.float32) for _ in range(2)]
-        if packs_well(g.m):
-            pu = self.prepared(f"winograd{self.unit}-packed{jit_gemm.MR}", lambda w: np.ascontiguousarray(
-                np.stack([jit_gemm.pack_weights(self.u[i], None)[0] for i in range(a * a)])))
+        if self.packed_u:
+            def pack(w):
+                u = self._transform_weights(w)
+                return np.ascontiguousarray(np.stack([jit_gemm.pack_weights(u[i], None)[0] for i in range(a * a)]))
+            pu = self.prepared(f"winograd{self.unit}-packed{jit_gemm.MR}", pack)
             # kept by the executor: the jobs know them by address only
             self.packed, sgemm = (pu, np.zeros(pu.shape[1] * jit_gemm.MR, np.float32)), 0
         else:  # cblas_sgemm over U as it is (ILP64 OpenBLAS only), for two threads only, as before
@@ -321,7 +326,7 @@ class WinogradConv(ConvCPU):
         self.jobs = [NativeJob(job, [jit_winograd.pack_job(x[n], self.u, out[n], self.b, self.tables, self.unit,
                                                            g.pt, g.pl, self.tw, self.th, self.rows, self.per_c,
                                                            self.per_k, self.act, counter, sgemm, buf,
-                                                           self.packed and (*self.packed, tile))
+                                                           self.packed and (*self.packed, tile), g.m)
                                      for buf, tile in zip(bufs, self.tiles)], counter,
                                blas=self.packed is None, solo=len(bufs) == 1) for n in range(g.n)]
 
