@@ -286,7 +286,7 @@ def test_winograd_whole_layer_job(monkeypatch, unit, with_helper):
     runs both parts one after the other and must neither wait for the other part nor skip a
     GEMM. Both match onnxruntime."""
     import contextlib
-    from backends.cpu import jit, winograd
+    from backends.cpu import winograd
     from test_cpu_fast import WINOGRAD_SCALE, check_conv
     need_numba()
     if parallel.blas().sgemm64 is None:

@@ -475,7 +475,6 @@ def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi
         return
     hp, wp = _geometry_blocked(oh, ow, kh, kw, sh, sw, dh, dw)
     taps = kh * kw
-    lanes = uint64(LANES)
     t0 = _aligned(buf, 0)
     tb = buf[t0:t0 + hp * wp * LANES]
     o0 = _aligned(buf, t0 + hp * wp * LANES)
