@@ -61,8 +61,8 @@ def by_blocks(g):
 def blocks_fit(oh, ow, kh, kw, sh, sw, dh, dw, limit=None):
     """Whether a channel block's padded image (what the outputs read) fits `limit` bytes
     (BLOCKED_BYTES)."""
-    from .jit_gemm import LANES
-    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    from .jit_depthwise import LANES, _geometry_blocked
+    hp, wp = _geometry_blocked(oh, ow, kh, kw, sh, sw, dh, dw)
     return 4 * LANES * hp * wp <= (BLOCKED_BYTES if limit is None else limit)
 
 

@@ -293,13 +293,14 @@ class MaxPoolCPU(OutExecutor):
         self.dtype = np.dtype(ins[0].dtype)
         self.compiled = self.dtype == np.float32 and jit.available()
         self.blocks = False
-        if self.compiled and POOL_BLOCKS:
+        if self.compiled:
             from .depthwise import blocks_fit
-            self.blocks = blocks_fit(*self.out, *self.k, *self.s, *self.d, limit=POOL_BLOCK_BYTES)
-        if self.blocks:  # channel blocks (jit_depthwise.blocked's max pool): scratch per thread
+            self.blocks = POOL_BLOCKS and blocks_fit(*self.out, *self.k, *self.s, *self.d, limit=POOL_BLOCK_BYTES)
+            # planes shared by the pool's two threads as one native job, each with its own scratch
+            self.workers = 2 if helper_allowed(backend) and n * c >= 2 and n * c * self.out[0] * self.out[1] >= POOL_SHARE_FLOATS else 1
+        if self.blocks:  # channel blocks (jit_depthwise.blocked's max pool)
             from . import jit_depthwise
             self.kernel = jit_depthwise.depthwise
-            self.workers = 2 if helper_allowed(backend) and n * c >= 2 and n * c * self.out[0] * self.out[1] >= POOL_SHARE_FLOATS else 1
             self.work_floats = int(jit_depthwise.work_floats(n * c, h, w, n * c, *self.out, *self.k, *self.s, *self.d,
                                                              self.pl, 2))
             self.pad_floats, self.row_floats = 0, self.work_floats * self.workers
@@ -308,8 +309,6 @@ class MaxPoolCPU(OutExecutor):
             from . import jit_pool
             self.kernel = jit_pool.max_pool
             self.plan, floats = jit_pool.plan(h, w, *self.out, *self.k, *self.s, *self.d, self.pt, self.pl)
-            # planes shared by the pool's two threads as one native job, each with its own R
-            self.workers = 2 if helper_allowed(backend) and n * c >= 2 and n * c * self.out[0] * self.out[1] >= POOL_SHARE_FLOATS else 1
             self.pad_floats, self.row_floats = 0, floats * self.workers
             return
         self.pad_floats = n * c * self.hp * self.wp if self.padded else 0
@@ -353,7 +352,7 @@ class MaxPoolCPU(OutExecutor):
         self.stages = [(taps, rows), (cols, y)]
 
     def _bind_blocks(self, x, y, flat):
-        from .jit_depthwise import pack_job, depthwise_job, part_bounds
+        from .jit_depthwise import pack_job, depthwise_job
         n, c, h, w = x.shape
         planes, (kh, kw), (sh, sw), (dh, dw) = n * c, self.k, self.s, self.d
         x3, y3 = x.reshape(planes, h, w), y.reshape(planes, *self.out)
@@ -365,7 +364,6 @@ class MaxPoolCPU(OutExecutor):
         if self.workers == 2:
             counter = np.zeros(1, np.int64)
             parts = min(planes, 2 * POOL_PARTS_PER_THREAD)
-            self.ranges = part_bounds(0, planes, parts, 2)
             self.job = NativeJob(depthwise_job, [pack_job(x3, *self.unused, y3, 0, planes, params, work[k], counter,
                                                           parts, 2) for k in range(2)], counter)
 

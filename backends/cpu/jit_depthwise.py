@@ -341,10 +341,32 @@ def phased(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi,
 # -- channel blocks (small maps and strides) ---------------------------------------------------
 # Intrinsics in LLVM IR (as jit_gemm's tile kernel): one LANES x LANES block through in-register
 # transposes (jit_gemm._transpose), under masks for a short block.
-def _masks(builder, n):
-    """(mask of lanes < n, all-true, all-false) as LANES x i1 vectors."""
+def _transpose_block(builder, src, src_stride, src_masks, dst, dst_stride, dst_masks):
+    """LANES vectors loaded from src + i*src_stride floats (under src_masks[i], 0 elsewhere),
+    transposed in registers (jit_gemm._transpose), stored at dst + j*dst_stride floats under
+    dst_masks[j]. Addresses and strides are i64 values."""
+    fp, vp = _F32.as_pointer(), _VEC.as_pointer()
+    sp, dp = builder.inttoptr(src, fp), builder.inttoptr(dst, fp)
+    mload, mstore = _masked(builder)
+    zero, align = ir.Constant(_VEC, None), ir.Constant(_I32, 4)
+    vecs = [builder.call(mload, [builder.bitcast(builder.gep(sp, [builder.mul(_const(i), src_stride)]), vp), align,
+                                 src_masks[i], zero]) for i in range(LANES)]
+    for j, vec in enumerate(_transpose(builder, vecs)):
+        builder.call(mstore, [vec, builder.bitcast(builder.gep(dp, [builder.mul(_const(j), dst_stride)]), vp), align,
+                              dst_masks[j]])
+
+
+def _row_masks(builder, n, valid):
+    """Masks of channel rows: lanes < n of rows l < valid, nothing of the others."""
+    lanes, no = _lane_mask(builder, n), ir.Constant(ir.VectorType(ir.IntType(1), LANES), [0] * LANES)
+    return [builder.select(builder.icmp_signed("<", _const(l), valid), lanes, no) for l in range(LANES)]
+
+
+def _pixel_masks(builder, n):
+    """Masks of pixel vectors: all of vectors r < n, nothing of the others."""
     mask_ty = ir.VectorType(ir.IntType(1), LANES)
-    return _lane_mask(builder, n), ir.Constant(mask_ty, [1] * LANES), ir.Constant(mask_ty, [0] * LANES)
+    yes, no = ir.Constant(mask_ty, [1] * LANES), ir.Constant(mask_ty, [0] * LANES)
+    return [builder.select(builder.icmp_signed("<", _const(r), n), yes, no) for r in range(LANES)]
 
 
 @intrinsic
@@ -356,19 +378,8 @@ def _to_pixels(typingctx, src, stride, valid, n, dst):
 
     def codegen(context, builder, sig, args):
         src, stride, valid, n, dst = args
-        fp, vp = _F32.as_pointer(), _VEC.as_pointer()
-        sp, dp = builder.inttoptr(src, fp), builder.inttoptr(dst, fp)
-        mload, mstore = _masked(builder)
-        lanes, yes, no = _masks(builder, n)
-        zero, align = ir.Constant(_VEC, None), ir.Constant(_I32, 4)
-        rows = []
-        for l in range(LANES):
-            mask = builder.select(builder.icmp_signed("<", _const(l), valid), lanes, no)
-            ptr = builder.bitcast(builder.gep(sp, [builder.mul(_const(l), stride)]), vp)
-            rows.append(builder.call(mload, [ptr, align, mask, zero]))
-        for r, vec in enumerate(_transpose(builder, rows)):
-            mask = builder.select(builder.icmp_signed("<", _const(r), n), yes, no)
-            builder.call(mstore, [vec, builder.bitcast(builder.gep(dp, [_const(r * LANES)]), vp), align, mask])
+        _transpose_block(builder, src, stride, _row_masks(builder, n, valid), dst, _const(LANES),
+                         _pixel_masks(builder, n))
         return context.get_dummy_value()
     return sig, codegen
 
@@ -381,17 +392,8 @@ def _to_channels(typingctx, src, n, dst, stride, valid):
 
     def codegen(context, builder, sig, args):
         src, n, dst, stride, valid = args
-        fp, vp = _F32.as_pointer(), _VEC.as_pointer()
-        sp, dp = builder.inttoptr(src, fp), builder.inttoptr(dst, fp)
-        _, mstore = _masked(builder)
-        lanes, _, no = _masks(builder, n)
-        align = ir.Constant(_I32, 4)
-        pixels = [builder.load(builder.bitcast(builder.gep(sp, [_const(r * LANES)]), vp), align=4)
-                  for r in range(LANES)]
-        for l, vec in enumerate(_transpose(builder, pixels)):
-            mask = builder.select(builder.icmp_signed("<", _const(l), valid), lanes, no)
-            ptr = builder.bitcast(builder.gep(dp, [builder.mul(_const(l), stride)]), vp)
-            builder.call(mstore, [vec, ptr, align, mask])
+        every = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1] * LANES)
+        _transpose_block(builder, src, _const(LANES), [every] * LANES, dst, stride, _row_masks(builder, n, valid))
         return context.get_dummy_value()
     return sig, codegen
 
@@ -531,7 +533,6 @@ def blocked(x, w, b, y, first, last, kh, kw, sh, sw, dh, dw, pt, pl, act, lo, hi
             activate(ob[:n * LANES], act, lo, hi, alpha, beta)
         for p0 in range(0, n, LANES):
             _to_channels(oa + p0 * LANES * fl, min(LANES, n - p0), ya + (c0 * n + p0) * fl, n, valid)
-
 
 
 @compile(inline=True)

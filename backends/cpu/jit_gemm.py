@@ -225,9 +225,7 @@ def _store_rows(builder, out, cp, rp, ldc, lo, hi):
     mask = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1] * NR + [0] * (LANES - NR))
     masked = NR < LANES
     if masked:
-        mask_ty = ir.VectorType(ir.IntType(1), LANES)
-        mload = _declare(builder, f"llvm.masked.load.v{LANES}f32.p0", _VEC, [vp, _I32, mask_ty, _VEC])
-        mstore = _declare(builder, f"llvm.masked.store.v{LANES}f32.p0", ir.VoidType(), [_VEC, vp, _I32, mask_ty])
+        mload, mstore = _masked(builder)
     for v in range(MV):
         rows = _transpose(builder, [out[j * MV + v] for j in range(NR)])
         for lane in range(LANES):

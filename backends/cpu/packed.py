@@ -98,6 +98,10 @@ class _FusedStore(ConvCPU):
     def tmp_floats(self):
         return self.out_floats if self.after and self.act.needs_tmp else 0
 
+    def _workers(self, macs):
+        """Two threads for convolutions of at least SHARE_MACS multiply-adds, where allowed."""
+        return 2 if helper_allowed(self.backend) and macs >= SHARE_MACS else 1
+
     def run(self):
         x, y = self.inputs[0], self.outputs[0]
         for i, job in enumerate(self.jobs):
@@ -120,7 +124,7 @@ class RowsConv(_FusedStore):
         jg, g = self.jg, self.g
         self.a, self.b = self.prepared(f"rows{jg.RM}", lambda w: jg.pack_weights(w.reshape(g.m, g.c), self.bias, jg.RM))
         self.n_cols = g.h * g.w
-        self.workers = 2 if helper_allowed(backend) and g.m * g.c * self.n_cols >= SHARE_MACS else 1
+        self.workers = self._workers(g.m * g.c * self.n_cols)
 
     def scratch_bytes(self):
         return 4 * self.tmp_floats()
@@ -154,7 +158,7 @@ class PackedConv(_FusedStore):
         self.apanels = self.a.shape[0]
         panel_floats = self.k * jg.NR
         self.chunk = max(1, PART_BYTES // (4 * panel_floats))
-        self.workers = 2 if helper_allowed(backend) and g.m * self.k * self.n_cols >= SHARE_MACS else 1
+        self.workers = self._workers(g.m * self.k * self.n_cols)
         self.shared = shared_mode(self.a.nbytes, 4 * self.panels * panel_floats, -(-self.panels // self.chunk),
                                   self.apanels, self.workers)
         if self.shared:
